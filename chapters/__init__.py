@@ -1,0 +1,1 @@
+"""The course chapters; each is a package runnable with `python -m chapters.<name>`."""

@@ -1,0 +1,28 @@
+"""Plumbing shared by the chapters; each module has one concern.
+
+    download   data folder, checksum-verified atomic downloads, cache
+    housing    the Boston housing data set (chapter 1)
+    files      atomic file writes, metrics.json
+    runtime    seeding and device choice
+    cli        the command line every chapter shares
+    plot       curves to PNG (no display needed)
+    checkpoint saving and loading training state
+
+A chapter shows its lesson (the model, the loop); what is the same everywhere lives here.
+"""
+import os as _os
+
+
+def _prefer_fast_mkl_path_on_amd() -> None:
+    # The MKL bundled with Paddle takes a slow generic code path on AMD CPUs unless told otherwise
+    # (measured about 1.25x on matmul-heavy training). Harmless on Intel, where it is not set.
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as f:
+            is_amd = "AuthenticAMD" in f.read(4096)
+    except OSError:
+        return
+    if is_amd:
+        _os.environ.setdefault("MKL_DEBUG_CPU_TYPE", "5")
+
+
+_prefer_fast_mkl_path_on_amd()

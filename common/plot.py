@@ -1,0 +1,39 @@
+"""Curves to PNG with matplotlib's Agg backend, so plots work over SSH, in CI and in notebooks alike."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from common.files import atomic_path
+
+
+def plot_curves(
+    curves: Mapping[str, Sequence[float]],
+    path: str | os.PathLike,
+    *,
+    title: str = "",
+    xlabel: str = "epoch",
+    ylabel: str = "loss",
+    logy: bool = False,
+) -> Path:
+    """Plot one line per entry of `curves` (label -> values, x = 1, 2, ...) and save a PNG to `path`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    for label, values in curves.items():
+        ax.plot(range(1, len(values) + 1), list(values), label=label)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    if logy:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    if len(curves) > 1:
+        ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return Path(path)

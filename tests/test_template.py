@@ -1,0 +1,31 @@
+"""Every chapter keeps the five-step template (see ../shared/CONVENTIONS.md), so it cannot silently erode."""
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+CHAPTERS_DIR = Path(__file__).resolve().parent.parent / "chapters"
+CHAPTERS = sorted(p.name for p in CHAPTERS_DIR.glob("ch[0-9]*") if p.is_dir())
+STEPS = ("load_data", "build_model", "configure", "train", "save", "main")
+
+
+def test_there_are_chapters():
+    assert CHAPTERS, f"no chapters found in {CHAPTERS_DIR}"
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_exposes_the_five_steps(chapter):
+    # `python -m chapters.<name>` runs __main__.py, which imports `main` from the chapter's main script.
+    entry = importlib.import_module(f"chapters.{chapter}.__main__")
+    script = sys.modules[entry.main.__module__]
+    missing = [name for name in STEPS if not callable(getattr(script, name, None))]
+    assert not missing, f"{script.__name__} lacks {missing}"
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_has_a_readme(chapter):
+    readme = CHAPTERS_DIR / chapter / "README.md"
+    assert readme.is_file() and readme.stat().st_size > 200, f"{readme} is missing or empty"
