@@ -7,6 +7,7 @@ A corrupt or truncated file is therefore never left under the final name, and ne
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
 import sys
@@ -52,7 +53,8 @@ def download(url: str, dest: str | os.PathLike, md5: str, *, timeout: float = 20
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as f:
                 shutil.copyfileobj(response, f)
-        except (urllib.error.URLError, OSError) as e:  # HTTPError is a URLError; timeouts are OSErrors
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
+            # URLError covers HTTP errors such as 404, HTTPException a connection cut short, OSError timeouts.
             raise DataError(f"could not download {url}: {e}") from e
         got = md5_of(tmp)
         if got != md5:

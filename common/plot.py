@@ -16,8 +16,12 @@ def plot_curves(
     xlabel: str = "epoch",
     ylabel: str = "loss",
     logy: bool = False,
+    hlines: Mapping[str, float] | None = None,
 ) -> Path:
-    """Plot one line per entry of `curves` (label -> values, x = 1, 2, ...) and save a PNG to `path`."""
+    """Plot one line per entry of `curves` (label -> values, x = 1, 2, ...) and save a PNG to `path`.
+
+    `hlines` (label -> y) adds dashed reference levels, e.g. the best loss a model can reach.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -27,10 +31,12 @@ def plot_curves(
     for label, values in curves.items():
         ax.plot(range(1, len(values) + 1), list(values), label=label)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    for label, y in (hlines or {}).items():
+        ax.axhline(y, linestyle="--", color="grey", label=label)
     if logy:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    if len(curves) > 1:
+    if len(curves) + len(hlines or {}) > 1:
         ax.legend()
     fig.tight_layout()
     with atomic_path(path) as tmp:

@@ -1,0 +1,233 @@
+"""Chapter 1, part 1: house-price regression written by hand in numpy (波士顿房价预测, numpy 版).
+
+Every piece the framework will later do for us is written out here: the linear model, the mean squared
+error, its gradient derived by hand, and gradient descent, first on the full batch and then on shuffled
+mini-batches. The closed-form least-squares solution shows the best any linear model can do on this split.
+
+    python -m chapters.ch01_house_price.numpy_from_scratch --out runs/ch01_numpy
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from common.cli import make_parser
+from common.files import write_metrics
+from common.housing import load_housing
+from common.plot import plot_curves
+
+NAME = "ch01_house_price"
+EPOCHS = 100  # mini-batch SGD passes over the training set
+LR = 0.01
+FULL_BATCH_STEPS = 500  # full-batch gradient descent takes one step per pass, so it needs more passes...
+FULL_BATCH_LR = 0.1  # ...and, with an exact gradient, can take larger steps than noisy mini-batches
+BATCH_SIZE = 10
+TRAIN_RATIO = 0.8
+NORMALIZATIONS = ("zscore", "minmax")
+
+
+# ---- 1. Data processing 数据处理 ----
+def split_train_test(data: np.ndarray, ratio: float = TRAIN_RATIO) -> tuple[np.ndarray, np.ndarray]:
+    """The first `ratio` of the rows train, the rest test, as the course does (no shuffling: repeatable)."""
+    offset = int(len(data) * ratio)
+    return data[:offset], data[offset:]
+
+
+def fit_normalization(train: np.ndarray, method: str) -> dict:
+    """Statistics for `normalize`, computed on the training split only, so no test information leaks in.
+
+    minmax 归一化: x' = (x - min) / (max - min), every column in [0, 1] on the training split.
+    zscore 标准化: x' = (x - mean) / std, every column with mean 0 and std 1 on the training split.
+    """
+    train = train.astype(np.float64)  # float32 sums drift by ~1e-5 over 404 rows
+    if method == "minmax":
+        shift, scale = train.min(axis=0), train.max(axis=0) - train.min(axis=0)
+    elif method == "zscore":
+        shift, scale = train.mean(axis=0), train.std(axis=0)
+    else:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, not {method!r}")
+    return {"method": method, "shift": shift, "scale": scale}
+
+
+def normalize(data: np.ndarray, stats: dict) -> np.ndarray:
+    """Normalise all 14 columns (13 features and the price): [N, 14] -> [N, 14] float32."""
+    return ((data - stats["shift"]) / stats["scale"]).astype(np.float32)
+
+
+def price_in_thousands(y_normalized: np.ndarray, stats: dict) -> np.ndarray:
+    """Undo the normalisation of the price column (the last one): back to $1000s."""
+    return y_normalized * stats["scale"][-1] + stats["shift"][-1]
+
+
+def load_data(cfg) -> dict:
+    """Load, split 8:2, normalise with training statistics; x: [N, 13], y: [N, 1], float32."""
+    raw, source = load_housing(cfg.data)
+    train_raw, test_raw = split_train_test(raw)
+    stats = fit_normalization(train_raw, cfg.norm)
+    train, test = normalize(train_raw, stats), normalize(test_raw, stats)
+    return {
+        "train_x": train[:, :-1], "train_y": train[:, -1:],
+        "test_x": test[:, :-1], "test_y": test[:, -1:],
+        "stats": stats, "source": source,
+    }
+
+
+def least_squares(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    """The closed-form optimum of the MSE (最小二乘解): the best weights any linear model can reach."""
+    x1 = np.hstack([x, np.ones((len(x), 1))]).astype(np.float64)
+    solution = np.linalg.lstsq(x1, y.astype(np.float64), rcond=None)[0]
+    return solution[:-1], float(solution[-1, 0])
+
+
+# ---- 2. Model design 模型设计 ----
+def mse(prediction: np.ndarray, y: np.ndarray) -> float:
+    """Mean squared error (均方误差): mean((prediction - y)^2) over the batch."""
+    return float(np.mean((prediction - y) ** 2))
+
+
+class LinearRegression:
+    """y = x w + b, with x: [N, 13] -> y: [N, 1]; 13 weights and 1 bias, 14 parameters."""
+
+    def __init__(self, n_features: int = 13, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        self.w = rng.normal(0.0, 0.01, size=(n_features, 1))
+        self.b = 0.0
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return x @ self.w + self.b
+
+    def gradient(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+        """Gradient of L = mean((x w + b - y)^2) with respect to w [13, 1] and b.
+
+        With error e = x w + b - y:  dL/dw = 2/N x^T e,  dL/db = 2/N sum(e).
+        """
+        # BEGIN SOLUTION
+        # PROMPT: derive dL/dw and dL/db of the mean squared error and return them as (grad_w, grad_b)
+        error = self.forward(x) - y
+        grad_w = 2.0 * x.T @ error / len(x)
+        grad_b = 2.0 * float(np.mean(error))
+        return grad_w, grad_b
+        # END SOLUTION
+
+    def step(self, grad_w: np.ndarray, grad_b: float, lr: float) -> None:
+        """One gradient-descent update: move against the gradient by `lr`."""
+        self.w -= lr * grad_w
+        self.b -= lr * grad_b
+
+
+def build_model(cfg) -> LinearRegression:
+    return LinearRegression(seed=cfg.seed)
+
+
+# ---- 3. Training config 训练配置 ----
+def configure(cfg, model: LinearRegression) -> dict:
+    """Plain gradient descent has no optimizer object: its whole configuration is these numbers."""
+    return {"lr": cfg.lr, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
+            "full_batch_lr": FULL_BATCH_LR, "full_batch_steps": FULL_BATCH_STEPS}
+
+
+# ---- 4. Training loop 训练过程 ----
+def train_full_batch(model: LinearRegression, x: np.ndarray, y: np.ndarray, lr: float, steps: int) -> list[float]:
+    """Gradient descent on the whole training set at every step; returns the loss before each step."""
+    losses = []
+    for _ in range(steps):
+        losses.append(mse(model.forward(x), y))
+        model.step(*model.gradient(x, y), lr)
+    return losses
+
+
+def train_mini_batch(
+    model: LinearRegression, x: np.ndarray, y: np.ndarray, lr: float, epochs: int, batch_size: int, seed: int
+) -> list[float]:
+    """Mini-batch SGD: shuffle each epoch, step on every batch; returns the mean batch loss per epoch."""
+    rng = np.random.default_rng(seed)
+    epoch_losses = []
+    for _ in range(epochs):
+        order = rng.permutation(len(x))
+        batch_losses = []
+        for start in range(0, len(x), batch_size):
+            batch = order[start:start + batch_size]
+            batch_losses.append(mse(model.forward(x[batch]), y[batch]))
+            model.step(*model.gradient(x[batch], y[batch]), lr)
+        epoch_losses.append(float(np.mean(batch_losses)))
+    return epoch_losses
+
+
+def train(cfg, model: LinearRegression, data: dict, training: dict) -> dict:
+    """Full-batch gradient descent on a fresh model (for the plot), then mini-batch SGD on `model`."""
+    x, y = data["train_x"], data["train_y"]
+    full_batch_model = build_model(cfg)
+    full_batch = train_full_batch(full_batch_model, x, y, training["full_batch_lr"], training["full_batch_steps"])
+    mini_batch = train_mini_batch(model, x, y, training["lr"], training["epochs"], training["batch_size"], cfg.seed)
+    return {"full_batch_loss": full_batch, "mini_batch_loss": mini_batch}
+
+
+# ---- 5. Save 保存模型 ----
+def save(cfg, model: LinearRegression, data: dict, history: dict) -> dict:
+    """Write the weights with the normalisation statistics, the loss curves and metrics.json."""
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    weights = cfg.out / "numpy_model.npz"
+    stats = data["stats"]
+    np.savez(weights, w=model.w, b=model.b, shift=stats["shift"], scale=stats["scale"], method=stats["method"])
+    w, b = least_squares(data["train_x"], data["train_y"])
+    plot = plot_curves(
+        {"full-batch GD, per step": history["full_batch_loss"], "mini-batch SGD, per epoch": history["mini_batch_loss"]},
+        cfg.out / "numpy_loss.png", title="Boston housing, numpy", xlabel="step / epoch", ylabel="training MSE (normalised)",
+        logy=True, hlines={"least-squares optimum": mse(data["train_x"] @ w + b, data["train_y"])},
+    )
+    return {"weights": weights, "plot": plot}
+
+
+def evaluate(model_forward, data: dict) -> dict:
+    """Train/test MSE of a trained model beside the closed-form optimum on the same split.
+
+    `model_forward` maps x [N, 13] (numpy) to predictions [N, 1] (numpy); MSE is in normalised units.
+    """
+    w, b = least_squares(data["train_x"], data["train_y"])
+    result = {}
+    for split in ("train", "test"):
+        x, y = data[f"{split}_x"], data[f"{split}_y"]
+        result[f"{split}_mse"] = mse(model_forward(x), y)
+        result[f"optimal_{split}_mse"] = mse(x @ w + b, y)
+        result[f"{split}_mse_ratio"] = result[f"{split}_mse"] / result[f"optimal_{split}_mse"]
+    # Normalised MSE back to dollars: the price was divided by scale, so the error was too.
+    result["test_rmse_k_dollars"] = float(np.sqrt(result["test_mse"]) * data["stats"]["scale"][-1])
+    return result
+
+
+def print_evaluation(metrics: dict) -> None:
+    print(f"{'':6} {'trained MSE':>12} {'optimum (lstsq)':>16} {'ratio':>7}")
+    for split in ("train", "test"):
+        print(f"{split:6} {metrics[f'{split}_mse']:12.4f} {metrics[f'optimal_{split}_mse']:16.4f} "
+              f"{metrics[f'{split}_mse_ratio']:7.3f}")
+    print(f"test RMSE in real units: ${metrics['test_rmse_k_dollars']:.2f}k (MSE above is in normalised price units)")
+
+
+def build_parser(name: str, description: str):
+    parser = make_parser(name, description, epochs=EPOCHS, lr=LR, batch_size=BATCH_SIZE,
+                         data_help="a housing.data file (default: data/housing.data, downloaded if missing)")
+    parser.add_argument("--norm", choices=NORMALIZATIONS, default="zscore",
+                        help="zscore (x-mean)/std 标准化, or minmax (x-min)/(max-min) 归一化")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict:
+    cfg = build_parser(f"{NAME}.numpy_from_scratch", "Boston house prices: linear regression written by hand in numpy.").parse_args(argv)
+    np.random.seed(cfg.seed)
+    start = time.perf_counter()
+    data = load_data(cfg)
+    model = build_model(cfg)
+    training = configure(cfg, model)
+    history = train(cfg, model, data, training)
+    paths = save(cfg, model, data, history)
+    metrics = {"data_source": data["source"], "impl": "numpy", "normalization": cfg.norm, "epochs": cfg.epochs,
+               **evaluate(model.forward, data), "train_seconds": time.perf_counter() - start}
+    print(f"data: {data['source']}")
+    print_evaluation(metrics)
+    print(f"wrote {paths['weights']}, {paths['plot']}, {write_metrics(cfg.out, {**metrics, **history})}")
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

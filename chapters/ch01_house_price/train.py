@@ -1,0 +1,146 @@
+"""Chapter 1, part 2: house-price regression with Paddle (波士顿房价预测, 飞桨版).
+
+The same linear model as the numpy version, now in the five steps every chapter follows: Paddle
+computes the gradient (autograd) and updates the weights (the optimizer); the loop stays ours.
+
+    python -m chapters.ch01_house_price --out runs/ch01_house_price
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import paddle
+
+from chapters.ch01_house_price.numpy_from_scratch import (
+    BATCH_SIZE, EPOCHS, LR, NAME, build_parser, evaluate, load_data, price_in_thousands, print_evaluation,
+)
+from common.checkpoint import load_state, save_state
+from common.files import write_json, write_metrics
+from common.plot import plot_curves
+from common.runtime import seed_everything, set_device
+
+# load_data (step 1) is the numpy version's: the data processing is the same whichever framework trains.
+__all__ = ["load_data", "build_model", "configure", "train", "save", "predict", "main"]
+MODEL_FILE = "model.pdparams"
+NORMALIZATION_FILE = "normalization.json"
+
+
+# ---- 2. Model design 模型设计 ----
+class Regressor(paddle.nn.Layer):
+    """One fully connected layer: x [N, 13] -> price [N, 1]; 13 weights + 1 bias = 14 parameters."""
+
+    def __init__(self, n_features: int = 13):
+        super().__init__()
+        self.fc = paddle.nn.Linear(n_features, 1)  # SOLUTION
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+def build_model(cfg) -> Regressor:
+    return Regressor()
+
+
+# ---- 3. Training config 训练配置 ----
+def configure(cfg, model: Regressor) -> dict:
+    """Plain SGD on the mean squared error, as in the numpy version."""
+    return {
+        "optimizer": paddle.optimizer.SGD(learning_rate=cfg.lr, parameters=model.parameters()),
+        "loss_fn": paddle.nn.MSELoss(),
+        "epochs": cfg.epochs,
+        "batch_size": cfg.batch_size,
+    }
+
+
+# ---- 4. Training loop 训练过程 ----
+def train(cfg, model: Regressor, data: dict, training: dict) -> dict:
+    """Mini-batch SGD, reshuffled every epoch; returns {"loss": mean batch loss per epoch}."""
+    x = paddle.to_tensor(data["train_x"])
+    y = paddle.to_tensor(data["train_y"])
+    optimizer, loss_fn, batch_size = training["optimizer"], training["loss_fn"], training["batch_size"]
+    rng = np.random.default_rng(cfg.seed)
+    model.train()
+    history = {"loss": []}
+    for _ in range(training["epochs"]):
+        order = paddle.to_tensor(rng.permutation(len(data["train_x"])))
+        batch_losses = []
+        for start in range(0, len(order), batch_size):
+            batch = order[start:start + batch_size]
+            loss = loss_fn(model(x[batch]), y[batch])
+            loss.backward()
+            optimizer.step()
+            optimizer.clear_grad()
+            batch_losses.append(loss)
+        history["loss"].append(paddle.stack(batch_losses).mean().item())  # one device sync per epoch
+    return history
+
+
+def predict_normalized(model: Regressor, x: np.ndarray) -> np.ndarray:
+    """x [N, 13] normalised features -> [N, 1] normalised prices, in evaluation mode without gradients."""
+    model.eval()
+    with paddle.no_grad():
+        return model(paddle.to_tensor(x)).numpy()
+
+
+# ---- 5. Save 保存模型 ----
+def save(cfg, model: Regressor, data: dict, history: dict) -> dict:
+    """The state_dict, the normalisation statistics a prediction needs, and the loss curve."""
+    stats = data["stats"]
+    model_path = save_state(cfg.out / MODEL_FILE, model.state_dict())
+    stats_path = write_json(cfg.out / NORMALIZATION_FILE, {
+        "method": stats["method"], "shift": stats["shift"].tolist(), "scale": stats["scale"].tolist(),
+    })
+    plot = plot_curves({"mini-batch SGD": history["loss"]}, cfg.out / "loss.png",
+                       title="Boston housing, Paddle", ylabel="MSE (normalised)", logy=True)
+    return {"model": model_path, "normalization": stats_path, "plot": plot}
+
+
+def load_for_prediction(out_dir: Path) -> tuple[Regressor, dict]:
+    """Load what `save` wrote: a model with its weights, and the normalisation statistics."""
+    model = Regressor()
+    model.set_state_dict(load_state(out_dir / MODEL_FILE))
+    stats = json.loads((out_dir / NORMALIZATION_FILE).read_text(encoding="utf-8"))
+    return model, {"method": stats["method"], "shift": np.array(stats["shift"]), "scale": np.array(stats["scale"])}
+
+
+def predict(out_dir: Path, x_normalized: np.ndarray) -> np.ndarray:
+    """Prices in $1000s for normalised features x [N, 13], with the model and statistics saved in out_dir."""
+    model, stats = load_for_prediction(out_dir)
+    return price_in_thousands(predict_normalized(model, x_normalized), stats)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    cfg = build_parser(NAME, "Boston house prices: linear regression with Paddle.").parse_args(argv)
+    seed_everything(cfg.seed)
+    device = set_device(cfg.device)
+    start = time.perf_counter()
+    data = load_data(cfg)
+    model = build_model(cfg)
+    training = configure(cfg, model)
+    history = train(cfg, model, data, training)
+    train_seconds = time.perf_counter() - start
+    paths = save(cfg, model, data, history)
+
+    # Load the saved model back, as a deployment would, and price one house it has never seen.
+    house = len(data["test_x"]) - 1
+    predicted = predict(cfg.out, data["test_x"][house:house + 1]).item()
+    actual = price_in_thousands(data["test_y"][house], data["stats"]).item()
+    metrics = {
+        "data_source": data["source"], "impl": "paddle", "device": device, "normalization": cfg.norm,
+        "epochs": cfg.epochs, "mse_units": "normalised price (the units the model trains on)",
+        **evaluate(lambda x: predict_normalized(model, x), data),
+        "example_predicted_k_dollars": predicted, "example_actual_k_dollars": actual,
+        "train_seconds": train_seconds, "loss_history": history["loss"],
+    }
+    print(f"data: {data['source']}  device: {device}")
+    print_evaluation(metrics)
+    print(f"held-out house #{house} of the test split: predicted ${predicted:.1f}k, actual ${actual:.1f}k")
+    print(f"wrote {paths['model']}, {paths['normalization']}, {paths['plot']}, {write_metrics(cfg.out, metrics)}")
+    return metrics
+
+
+if __name__ == "__main__":
+    main()
