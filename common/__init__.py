@@ -9,8 +9,13 @@
     checkpoint saving and loading training state
 
 A chapter shows its lesson (the model, the loop); what is the same everywhere lives here.
+Importing `common` also applies two process-wide settings, which must come before Paddle starts work.
 """
 import os as _os
+import warnings as _warnings
+
+# Paddle warns at import that ccache (a C++ compiler cache for custom operators) is missing; we compile nothing.
+_warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
 
 
 def _prefer_fast_mkl_path_on_amd() -> None:

@@ -5,13 +5,19 @@ A chapter calls `make_parser` with its own defaults, adds its own options, and p
     parser = make_parser("ch01_house_price", "House prices with Paddle", epochs=100, lr=0.01, batch_size=10)
     parser.add_argument("--norm", choices=["zscore", "minmax"], default="zscore")
     cfg = parser.parse_args(argv)
+
+and its script ends with `if __name__ == "__main__": run(main)`, so that a user's mistake (a missing file, no GPU)
+prints one clear line instead of a traceback, while tests calling `main([...])` still see the exception.
 """
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import Callable
 
-from common.runtime import DEVICES
+from common.download import DataError
+from common.runtime import DEVICES, DeviceError
 
 
 def positive_int(text: str) -> int:
@@ -63,3 +69,11 @@ def make_parser(
         p.add_argument("--data", type=Path, default=None, help=data_help)
     return p
 
+
+
+def run(main: Callable[[], object]) -> None:
+    """Call a chapter's `main`; report data and device errors as one line on stderr with exit status 1."""
+    try:
+        main()
+    except (DataError, DeviceError) as e:
+        sys.exit(f"error: {e}")

@@ -9,6 +9,10 @@ import paddle
 DEVICES = ("auto", "cpu", "gpu")
 
 
+class DeviceError(RuntimeError):
+    """The device asked for is not available; the message says what to do."""
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, numpy and Paddle.
 
@@ -32,7 +36,7 @@ def set_device(choice: str = "auto") -> str:
     if choice not in DEVICES:
         raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {choice!r}")
     if choice == "gpu" and not gpu_available():
-        raise RuntimeError(
+        raise DeviceError(
             "--device gpu was asked for, but this Paddle build has no CUDA or sees no GPU. "
             "Install paddlepaddle-gpu (see README, 'Running on a GPU') or use --device cpu."
         )

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from common.cli import make_parser
+from common.cli import make_parser, run
 from common.files import write_metrics
 from common.housing import load_housing
 from common.plot import plot_curves
@@ -230,4 +230,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -18,6 +18,7 @@ from chapters.ch01_house_price.numpy_from_scratch import (
     BATCH_SIZE, EPOCHS, LR, NAME, build_parser, evaluate, load_data, price_in_thousands, print_evaluation,
 )
 from common.checkpoint import load_state, save_state
+from common.cli import run
 from common.files import write_json, write_metrics
 from common.plot import plot_curves
 from common.runtime import seed_everything, set_device
@@ -143,4 +144,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)
