@@ -1,0 +1,109 @@
+"""Reading photos with OpenCV into plain uint8 numpy arrays, with clear errors for bad input.
+
+    read_image(path, mode="rgb")  -> [H, W, 3] uint8, RGB channel order
+    read_image(path, mode="gray") -> [H, W]    uint8
+    sample_photo_path()           -> a photo that ships with matplotlib, so chapters run offline
+
+OpenCV is quiet about failures: `cv2.imread` returns None for a missing file *and* for a file it cannot
+decode. Here each case becomes a `DataError` that names the path and says what to do. Whatever the file
+holds (greyscale, BGR, BGRA, 16-bit, float) comes back in one of the two shapes above.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from common.download import DataError
+
+MODES = ("rgb", "gray")
+SAMPLE_PHOTO = "grace_hopper.jpg"
+
+
+def read_image(path: str | os.PathLike, mode: str = "rgb") -> np.ndarray:
+    """Read an image file: mode "rgb" -> [H, W, 3] uint8 (R, G, B order), mode "gray" -> [H, W] uint8.
+
+    - a greyscale file asked for as rgb has its one channel copied into all three;
+    - a transparent image (RGBA, or grey + alpha) is composited onto a white background, which is how
+      viewers and browsers show it; simply dropping alpha would expose whatever colour the transparent
+      pixels happen to store (often black);
+    - 16-bit images are scaled to 0..255 (divided by 257, so 65535 -> 255); float images are taken
+      as 0..1 and clipped.
+    Raises DataError for a missing path, a folder, or a file OpenCV cannot decode.
+    """
+    import cv2
+
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    path = Path(path)
+    if not path.exists():
+        where = "" if path.is_absolute() else f" (relative to the current folder {Path.cwd()})"
+        raise DataError(f"no image at {path}{where}: check the path and the file name")
+    if not path.is_file():
+        raise DataError(f"{path} is a folder, not an image file")
+    # imdecode on the file's bytes instead of imread(path): imread cannot open non-ASCII paths on Windows
+    # (e.g. 照片.jpg) and would report them as "not an image". The decoding is the same.
+    raw = np.fromfile(path, dtype=np.uint8)
+    image = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED) if raw.size else None
+    if image is None:  # OpenCV's silent failure: not an image, an unsupported format, or a truncated file
+        raise DataError(
+            f"{path} is not an image OpenCV can read ({raw.size} bytes; expected e.g. .jpg, .png, .bmp, .tif)"
+        )
+    image = _to_uint8(image)
+    rgb = _to_rgb(image)
+    if mode == "rgb":
+        return rgb
+    # The usual luma weights (ITU-R BT.601: 0.299 R + 0.587 G + 0.114 B), as cv2 and PIL use.
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
+def sample_photo_path() -> Path:
+    """Path of matplotlib's sample photo (Grace Hopper, 600 x 512 RGB JPEG): a declared dependency, no download."""
+    import matplotlib
+
+    path = Path(matplotlib.get_data_path()) / "sample_data" / SAMPLE_PHOTO
+    if not path.is_file():
+        raise DataError(
+            f"matplotlib's sample photo is missing ({path}); reinstall matplotlib "
+            "(`pip install --force-reinstall matplotlib`) or pass your own photo with --image PATH"
+        )
+    return path
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    """Any OpenCV depth -> uint8 in 0..255, same shape."""
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype == np.uint16:
+        return np.round(image.astype(np.float32) / 257.0).astype(np.uint8)
+    if image.dtype in (np.float32, np.float64):
+        return np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+    if image.dtype == np.int8:
+        return (image.astype(np.int16) + 128).astype(np.uint8)
+    raise DataError(f"unsupported pixel type {image.dtype}; save the image as 8- or 16-bit PNG or JPEG")
+
+
+def _to_rgb(image: np.ndarray) -> np.ndarray:
+    """OpenCV's layouts -> [H, W, 3] RGB uint8: [H, W] grey, [H, W, 1], grey + alpha, BGR, BGRA."""
+    if image.ndim == 2:
+        image = image[:, :, None]
+    channels = image.shape[2]
+    if channels == 1:
+        return np.repeat(image, 3, axis=2)
+    if channels == 2:  # grey + alpha
+        grey = _over_white(image[:, :, :1], image[:, :, 1:])
+        return np.repeat(grey, 3, axis=2)
+    if channels == 3:
+        return np.ascontiguousarray(image[:, :, ::-1])  # BGR -> RGB
+    if channels == 4:
+        rgb = _over_white(image[:, :, 2::-1], image[:, :, 3:])  # B, G, R, A -> R, G, B over white
+        return rgb
+    raise DataError(f"an image with {channels} channels is not supported; expected 1 (grey), 3 (colour) or 4 (RGBA)")
+
+
+def _over_white(color: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Composite `color` [H, W, C] uint8 with opacity `alpha` [H, W, 1] uint8 onto white -> [H, W, C] uint8."""
+    a = alpha.astype(np.float32) / 255.0
+    out = color.astype(np.float32) * a + 255.0 * (1.0 - a)
+    return np.ascontiguousarray(np.round(out).astype(np.uint8))
