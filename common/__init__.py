@@ -6,7 +6,12 @@
     runtime    seeding and device choice
     cli        the command line every chapter shares
     plot       curves to PNG (no display needed)
-    checkpoint saving and loading training state
+    checkpoint saving and loading training state; checkpoints that resume a run exactly
+    progress   tqdm progress bars that stay out of logs when output is not a terminal
+    image      reading photos with OpenCV, clear errors for missing or non-image files
+    mnist      the MNIST data set: IDX files or the offline 5k subset (chapters 2 and 4)
+    models     the MNIST models, LeNet among them (chapters 2 and 4)
+    inspector  per-layer shapes, parameters, MACs and FLOPs of any model (chapter 5)
 
 A chapter shows its lesson (the model, the loop); what is the same everywhere lives here.
 Importing `common` also applies two process-wide settings, which must come before Paddle starts work.

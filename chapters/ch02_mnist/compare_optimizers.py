@@ -1,0 +1,94 @@
+"""Optimization algorithms (优化算法) side by side: SGD, Momentum, Adagrad, RMSProp, Adam.
+
+Same model, same data, same initial weights, same batch order (same seed); only the optimizer differs, each at
+its textbook learning rate (LR below) with a constant schedule. Writes one plot of the training-loss curves
+and a table. An optimizer whose loss blows up is reported as diverged, and the others still run.
+
+    python -m chapters.ch02_mnist.compare_optimizers --model mlp --epochs 10 --out runs/ch02_optimizers
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from chapters.ch02_mnist import train as ch02
+from common.cli import make_parser, run
+from common.files import atomic_path, write_metrics
+from common.mnist import load_mnist, make_loader, set_epoch
+from common.plot import plot_curves
+from common.runtime import seed_everything, set_device
+
+# Constant learning rates, the usual starting points. (train.DEFAULT_LR holds higher *peak* rates for the
+# one-cycle schedule, which spends most of its steps well below the peak.)
+LR = {"sgd": 0.1, "momentum": 0.05, "adagrad": 0.01, "rmsprop": 0.001, "adam": 0.001}
+OPTIMIZERS = tuple(LR)
+
+
+def compare(cfg) -> dict:
+    """optimizer -> {"lr", "train_loss" per epoch, "val_accuracy" per epoch, "seconds"}."""
+    data = load_mnist(cfg.data, seed=cfg.seed, download=not cfg.offline)
+    loader = make_loader(data.train_x, data.train_y, cfg.batch_size, shuffle=True, seed=cfg.seed)
+    results = {"data_source": data.source}
+    for name in OPTIMIZERS:
+        run = ch02.parse_args(["--model", cfg.model, "--optimizer", name, "--lr", str(LR[name]),
+                               "--schedule", "constant", "--epochs", str(cfg.epochs), "--augment", "0"])
+        seed_everything(cfg.seed)  # the same initial weights for every optimizer
+        model = ch02.build_model(run)
+        training = ch02.configure(run, model, steps_per_epoch=len(loader))
+        losses, accuracies = [], []
+        start = time.perf_counter()
+        diverged = None
+        for epoch in range(cfg.epochs):
+            set_epoch(loader, epoch)  # the same batches, in the same order, for every optimizer
+            try:
+                losses.append(ch02.train_one_epoch(model, loader, training, epoch, show_progress=False)["loss"])
+            except ch02.TrainingDiverged as e:
+                diverged = str(e)
+                break
+            accuracies.append(ch02.evaluate(model, data.val_x, data.val_y)["accuracy"])
+        results[name] = {"lr": training["lr"], "train_loss": losses, "val_accuracy": accuracies,
+                         "seconds": time.perf_counter() - start, "diverged": diverged}
+        if diverged:
+            print(f"{name:9s} lr {training['lr']:<6g} DIVERGED: {diverged}")
+        else:
+            print(f"{name:9s} lr {training['lr']:<6g} final train loss {losses[-1]:.4f}  "
+                  f"val accuracy {accuracies[-1]:.4f}  ({results[name]['seconds']:.1f} s)")
+    return results
+
+
+def table(results: dict) -> str:
+    rows = ["| optimizer | learning rate | final train loss | val accuracy | seconds |", "|---|---|---|---|---|"]
+    for name in OPTIMIZERS:
+        r = results[name]
+        if r["diverged"]:
+            rows.append(f"| {name} | {r['lr']:g} | diverged | - | {r['seconds']:.1f} |")
+            continue
+        rows.append(f"| {name} | {r['lr']:g} | {r['train_loss'][-1]:.4f} | {r['val_accuracy'][-1]:.4f} "
+                    f"| {r['seconds']:.1f} |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = make_parser("ch02_mnist.compare_optimizers", __doc__.split("\n")[0], epochs=10, lr=None,
+                         batch_size=64, data_help="folder with the four MNIST IDX files (default: as train.py)")
+    parser.set_defaults(out=Path("runs") / "ch02_optimizers")
+    parser.add_argument("--model", choices=("softmax", "mlp", "lenet"), default="mlp")
+    parser.add_argument("--offline", action="store_true", help="never download")
+    cfg = parser.parse_args(argv)
+    set_device(cfg.device)
+    results = compare(cfg)
+    curves = {f"{name} (lr {results[name]['lr']:g})": results[name]["train_loss"] for name in OPTIMIZERS
+              if not results[name]["diverged"]}
+    plot = plot_curves(curves, cfg.out / "optimizers.png", title=f"MNIST {cfg.model}: optimizers",
+                       ylabel="training loss (mean per epoch)", logy=True)
+    text = table(results)
+    with atomic_path(cfg.out / "optimizers.md") as tmp:
+        tmp.write_text(text + "\n", encoding="utf-8")
+    write_metrics(cfg.out, {"model": cfg.model, "epochs": cfg.epochs, "seed": cfg.seed, **results})
+    print(text)
+    print(f"wrote {plot}, {cfg.out / 'optimizers.md'}, {cfg.out / 'metrics.json'}")
+    return results
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,362 @@
+"""Chapter 2: handwritten digit recognition (手写数字识别) with softmax regression, an MLP and a CNN.
+
+The five steps of chapter 1, now for classification, with the machinery every later chapter reuses:
+mini-batches from a DataLoader, model.train()/model.eval(), validation each epoch, optimizers and a
+learning-rate schedule, checkpoints that resume exactly, data-parallel training, and export for inference.
+
+    python -m chapters.ch02_mnist --model lenet --out runs/ch02_mnist
+    python -m paddle.distributed.launch --nproc_per_node 2 chapters/ch02_mnist/train.py --epochs 1
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import numpy as np
+import paddle
+import paddle.distributed as dist
+import paddle.nn.functional as F
+
+from common.checkpoint import load_checkpoint, load_state, save_checkpoint
+from common.cli import make_parser, positive_float, positive_int, run
+from common.download import DataError
+from common.files import write_metrics
+from common.mnist import load_mnist, make_loader, set_epoch
+from common.models import build_mnist_model, count_parameters
+from common.plot import plot_curves
+from common.progress import progress
+from common.runtime import seed_everything, set_device
+
+NAME = "ch02_mnist"
+MODEL = "lenet"
+EPOCHS = 12
+BATCH_SIZE = 64
+OPTIMIZER = "adam"
+SCHEDULE = "onecycle"  # ramps the learning rate up for 30% of the steps, then anneals it to 1e-4
+AUGMENT = 2  # random shifts of up to 2 pixels (data augmentation); 0 turns it off
+# A good learning rate depends on the optimizer: the adaptive ones (Adagrad, RMSProp, Adam) scale each
+# step by the gradient's own size, so they want far smaller values than SGD.
+DEFAULT_LR = {"sgd": 0.1, "momentum": 0.05, "adagrad": 0.01, "rmsprop": 0.002, "adam": 0.005}
+# Cross-entropy of 10 classes starts near ln 10 = 2.3 and falls. Paddle caps each sample's loss at 64, so a
+# blown-up model shows as a batch loss stuck in the tens (or NaN), never as inf: stop above this.
+LOSS_LIMIT = 20.0
+CHECKPOINT_FILE = "checkpoint.pdckpt"
+MODEL_FILE = "model.pdparams"
+INFERENCE_PREFIX = "inference/model"  # paddle.jit.save writes inference/model.json (or .pdmodel) + .pdiparams
+# A resumed run must continue the same run: same model, same schedule length, same batches.
+RESUME_MUST_MATCH = ("model", "batch_norm", "dropout", "optimizer", "lr", "schedule", "weight_decay", "epochs",
+                     "batch_size", "augment", "seed", "val_size")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN/inf or exploded: the learning rate is too high for this model and optimizer."""
+
+
+def is_main_process() -> bool:
+    """Rank 0 writes the files and shows the progress; other ranks only compute (data parallel)."""
+    return dist.get_rank() == 0
+
+
+def connect_ranks() -> None:
+    """Under paddle.distributed.launch: connect the ranks (gloo on CPU, NCCL on GPU) before any collective."""
+    if dist.get_rank() > 0:
+        # Rank 0 opens the rendezvous store; a rank that knocks before it is open retries only after 3 s
+        # (Paddle's TCP store client). All ranks start together, so a short head start for rank 0 saves that.
+        time.sleep(0.5)
+    dist.init_parallel_env()
+
+
+def log(message: str) -> None:
+    if is_main_process():
+        print(message, flush=True)
+
+
+# ---- 1. Data processing 数据处理 ----
+def load_data(cfg) -> dict:
+    """MNIST (or the offline 5k subset), normalised, split, in DataLoaders.
+
+    Returns {"data": MnistData, "train_loader": batches (images [B, 1, 28, 28], labels [B]) for this rank}.
+    Under `paddle.distributed.launch` each of the R ranks gets its own b = --batch-size samples of every
+    global batch of R*b (Paddle's DistributedBatchSampler).
+    """
+    try:
+        data = load_mnist(cfg.data, val_size=cfg.val_size, seed=cfg.seed, download=not cfg.offline)
+    except ValueError as e:  # --val-size as large as the training set
+        raise DataError(f"--val-size: {e}") from e
+    train_loader = make_loader(data.train_x, data.train_y, cfg.batch_size, shuffle=True, seed=cfg.seed,
+                               num_workers=cfg.num_workers, max_shift=cfg.augment,
+                               num_replicas=dist.get_world_size(), rank=dist.get_rank())
+    return {"data": data, "train_loader": train_loader}
+
+
+# ---- 2. Model design 模型设计 ----
+def build_model(cfg) -> paddle.nn.Layer:
+    """softmax | mlp | lenet: images [N, 1, 28, 28] -> logits [N, 10] (no softmax; see common/models.py)."""
+    options = {"mlp": {"dropout": cfg.dropout},
+               "lenet": {"dropout": cfg.dropout, "batch_norm": cfg.batch_norm}}.get(cfg.model, {})
+    # unique_name.guard: parameter names start from 0 in every model built here (see main).
+    with paddle.utils.unique_name.guard():
+        return build_mnist_model(cfg.model, **options)
+
+
+# ---- 3. Training config 训练配置 ----
+def make_optimizer(name: str, learning_rate, parameters, weight_decay: float = 0.0) -> paddle.optimizer.Optimizer:
+    """The five optimizers of the course's 优化算法 lesson; weight_decay is an L2 penalty (L2 正则化)."""
+    decay = paddle.regularizer.L2Decay(weight_decay) if weight_decay > 0 else None
+    common = {"learning_rate": learning_rate, "parameters": parameters, "weight_decay": decay}
+    if name == "sgd":
+        return paddle.optimizer.SGD(**common)
+    if name == "momentum":
+        return paddle.optimizer.Momentum(momentum=0.9, **common)
+    if name == "adagrad":
+        return paddle.optimizer.Adagrad(**common)
+    if name == "rmsprop":
+        return paddle.optimizer.RMSProp(rho=0.9, **common)
+    if name == "adam":
+        return paddle.optimizer.Adam(**common)
+    raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(DEFAULT_LR)}")
+
+
+def configure(cfg, model: paddle.nn.Layer, steps_per_epoch: int) -> dict:
+    """Optimizer (with its learning-rate schedule) and loss; the schedule needs the number of steps."""
+    lr = cfg.lr or DEFAULT_LR[cfg.optimizer]
+    if cfg.schedule == "onecycle":
+        # One-cycle 单周期学习率: warm up from lr/25 to lr over 30% of the steps, then cosine-anneal to 1e-4.
+        schedule = paddle.optimizer.lr.OneCycleLR(max_learning_rate=lr, total_steps=cfg.epochs * steps_per_epoch)
+    else:
+        schedule = None
+    optimizer = make_optimizer(cfg.optimizer, schedule or lr, model.parameters(), cfg.weight_decay)
+    return {"optimizer": optimizer, "schedule": schedule, "loss_fn": F.cross_entropy, "lr": lr}
+
+
+# ---- 4. Training loop 训练过程 ----
+@paddle.no_grad()
+def evaluate(model: paddle.nn.Layer, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> dict:
+    """Mean cross-entropy and accuracy of `model` on images x [N, 1, 28, 28], labels y [N], in eval mode."""
+    model.eval()  # BatchNorm uses its running statistics, Dropout passes everything through
+    loss_sum, correct = 0.0, 0
+    for start in range(0, len(y), batch_size):
+        logits = model(paddle.to_tensor(x[start:start + batch_size]))
+        labels = paddle.to_tensor(y[start:start + batch_size])
+        loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
+        correct += (logits.argmax(axis=1) == labels).astype("int64").sum().item()
+    return {"loss": loss_sum / len(y), "accuracy": correct / len(y)}
+
+
+def check_loss(loss_value: float, epoch: int, step: int) -> None:
+    if not math.isfinite(loss_value) or loss_value > LOSS_LIMIT:
+        raise TrainingDiverged(
+            f"loss is {loss_value} at epoch {epoch + 1}, step {step + 1}: training diverged. "
+            "Lower --lr (e.g. by 10x), or try --optimizer adam or --schedule onecycle.")
+
+
+def train_one_epoch(model, loader, training: dict, epoch: int, show_progress: bool) -> dict:
+    """One pass over this rank's batches; returns the mean training loss and accuracy of the pass."""
+    optimizer, schedule, loss_fn = training["optimizer"], training["schedule"], training["loss_fn"]
+    model.train()  # Dropout drops, BatchNorm uses (and updates) batch statistics
+    loss_sum, correct, seen = 0.0, 0, 0
+    bar = progress(loader, desc=f"epoch {epoch + 1}", enabled=show_progress)
+    # BEGIN SOLUTION
+    # PROMPT: per batch: logits, loss_fn, check_loss, backward, step, clear_grad, schedule.step(); sum loss/correct/seen
+    for step, (images, labels) in enumerate(bar):
+        logits = model(images)  # [B, 10]
+        loss = loss_fn(logits, labels)  # mean cross-entropy of the batch (log-softmax inside: once)
+        loss_value = loss.item()
+        check_loss(loss_value, epoch, step)
+        loss.backward()  # DataParallel averages the gradients of all ranks here
+        optimizer.step()
+        optimizer.clear_grad()
+        if schedule is not None:
+            schedule.step()  # the one-cycle schedule moves every step, not every epoch
+        loss_sum += loss_value * len(labels)
+        correct += (logits.argmax(axis=1) == labels).astype("int64").sum().item()
+        seen += len(labels)
+        bar.set_postfix(loss=f"{loss_value:.3f}")
+    # END SOLUTION
+    return {"loss": loss_sum / seen, "accuracy": correct / seen, "images": seen}
+
+
+def train(cfg, model: paddle.nn.Layer, data: dict, training: dict) -> dict:
+    """Train for cfg.epochs, validating after each epoch and checkpointing it; returns the per-epoch history.
+
+    With --resume, start after the last epoch in the checkpoint (model, optimizer, schedule, RNG, history).
+    """
+    history = {"train_loss": [], "train_accuracy": [], "val_loss": [], "val_accuracy": [], "lr": [],
+               "epoch_train_seconds": [], "epoch_seconds": [], "epoch_images": []}
+    checkpoint = cfg.out / CHECKPOINT_FILE
+    run_options = {key: getattr(cfg, key) for key in RESUME_MUST_MATCH}
+    start_epoch = 0
+    if cfg.resume and checkpoint.is_file():
+        saved_options = load_state(checkpoint).get("extra", {}).get("options", {})  # check before restoring
+        changed = {k: (v, run_options[k]) for k, v in saved_options.items() if run_options.get(k) != v}
+        if changed:
+            raise DataError(f"{checkpoint} was written with other options ("
+                            + ", ".join(f"{k}: {old} then, {new} now" for k, (old, new) in changed.items())
+                            + "): resume with the same options, or use another --out")
+        state = load_checkpoint(checkpoint, model=model, optimizer=training["optimizer"])
+        start_epoch, history = state["epoch"], state["history"]
+        log(f"resumed from {checkpoint} after epoch {start_epoch}")
+    elif cfg.resume:
+        log(f"--resume: no checkpoint at {checkpoint}, starting from scratch")
+    # Data parallel 数据并行: every rank holds a full copy; DataParallel all-reduces the gradients in backward().
+    net = paddle.DataParallel(model) if dist.get_world_size() > 1 else model
+    mnist = data["data"]
+    for epoch in range(start_epoch, cfg.epochs):
+        start = time.perf_counter()
+        set_epoch(data["train_loader"], epoch)  # this epoch's shuffle and augmentation
+        lr_now = training["optimizer"].get_lr()
+        fit = train_one_epoch(net, data["train_loader"], training, epoch, show_progress=is_main_process())
+        train_seconds = time.perf_counter() - start
+        val = evaluate(model, mnist.val_x, mnist.val_y)
+        for key, value in (("train_loss", fit["loss"]), ("train_accuracy", fit["accuracy"]),
+                           ("val_loss", val["loss"]), ("val_accuracy", val["accuracy"]), ("lr", lr_now),
+                           ("epoch_train_seconds", train_seconds), ("epoch_images", fit["images"])):
+            history[key].append(value)
+        rate = fit["images"] * dist.get_world_size() / train_seconds  # all ranks together
+        log(f"epoch {epoch + 1:2d}/{cfg.epochs}  train loss {fit['loss']:.4f} acc {fit['accuracy']:.4f}  "
+            f"val loss {val['loss']:.4f} acc {val['accuracy']:.4f}  ({rate:.0f} images/s)")
+        history["epoch_seconds"].append(time.perf_counter() - start)  # training and validation
+        if is_main_process():
+            save_checkpoint(checkpoint, model=model, optimizer=training["optimizer"], epoch=epoch + 1,
+                            history=history, options=run_options)
+        if cfg.stop_after and epoch + 1 == cfg.stop_after:  # simulate an interrupted run (tests, --resume demo)
+            break
+    return history
+
+
+def rank_weight_difference(model: paddle.nn.Layer) -> float:
+    """Largest |w_rank - w_rank0| over all parameters and ranks; 0 means the replicas stayed in sync."""
+    flat = paddle.concat([p.flatten() for p in model.parameters()])
+    gathered = []
+    dist.all_gather(gathered, flat)
+    return max((g - gathered[0]).abs().max().item() for g in gathered)
+
+
+# ---- 5. Save 保存模型 ----
+def save(cfg, model: paddle.nn.Layer, history: dict) -> dict:
+    """Weights (.pdparams, for more training), an inference model (paddle.jit.save), and the curves."""
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    weights = cfg.out / MODEL_FILE
+    paddle.save(model.state_dict(), str(weights))
+    model.eval()  # export the inference behaviour of BatchNorm and Dropout
+    inference = cfg.out / INFERENCE_PREFIX
+    paddle.jit.save(model, str(inference),
+                    input_spec=[paddle.static.InputSpec(shape=[None, 1, 28, 28], dtype="float32", name="image")])
+    loss_plot = plot_curves({"train": history["train_loss"], "validation": history["val_loss"]},
+                            cfg.out / "loss.png", title=f"MNIST {cfg.model}: cross-entropy", ylabel="loss")
+    acc_plot = plot_curves({"train": history["train_accuracy"], "validation": history["val_accuracy"]},
+                           cfg.out / "accuracy.png", title=f"MNIST {cfg.model}: accuracy", ylabel="accuracy")
+    return {"weights": weights, "inference": inference, "loss_plot": loss_plot, "accuracy_plot": acc_plot}
+
+
+def build_parser():
+    parser = make_parser(NAME, "MNIST handwritten digits: softmax regression, MLP and LeNet with Paddle.",
+                         epochs=EPOCHS, lr=None, batch_size=BATCH_SIZE,
+                         data_help="folder with the four MNIST .gz IDX files (default: data/mnist/, "
+                                   "downloaded if missing, else the offline 5k subset)")
+    parser.add_argument("--offline", action="store_true", help="never download: use --data, the cache or the 5k subset")
+    parser.add_argument("--model", choices=("softmax", "mlp", "lenet"), default=MODEL,
+                        help="softmax regression 784-10, MLP 784-128-64-10, or the LeNet CNN")
+    parser.add_argument("--optimizer", choices=tuple(DEFAULT_LR), default=OPTIMIZER, help="优化算法")
+    parser.add_argument("--lr", type=positive_float, default=None,
+                        help="learning rate (peak rate with onecycle); default per optimizer: "
+                             + ", ".join(f"{k} {v}" for k, v in DEFAULT_LR.items()))
+    parser.add_argument("--schedule", choices=("constant", "onecycle"), default=SCHEDULE,
+                        help="learning-rate schedule: constant, or one-cycle (warm up to --lr, then anneal)")
+    parser.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty coefficient")
+    parser.add_argument("--dropout", type=float, default=0.0, help="dropout probability (mlp, lenet)")
+    parser.add_argument("--batch-norm", action="store_true", help="LeNet with BatchNorm after each conv/hidden linear")
+    parser.add_argument("--augment", type=int, default=AUGMENT, help="random shift in pixels (0: no augmentation)")
+    parser.add_argument("--val-size", type=positive_int, default=None,
+                        help="validation images carved from training (default 5000 full, 1000 subset)")
+    parser.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes (0: load in-process)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pdckpt")
+    parser.add_argument("--stop-after", type=positive_int, default=None, metavar="EPOCH",
+                        help="stop after this epoch, as if interrupted (then run again with --resume)")
+    return parser
+
+
+def parse_args(argv):
+    parser = build_parser()
+    cfg = parser.parse_args(argv)
+    if not 0.0 <= cfg.dropout < 1.0:
+        parser.error(f"--dropout must be in [0, 1), got {cfg.dropout}")
+    if cfg.weight_decay < 0:
+        parser.error(f"--weight-decay must be >= 0, got {cfg.weight_decay}")
+    if not 0 <= cfg.augment <= 8:
+        parser.error(f"--augment is a shift in pixels from 0 to 8, got {cfg.augment}")
+    if cfg.num_workers < 0:
+        parser.error(f"--num-workers must be >= 0, got {cfg.num_workers}")
+    if cfg.model == "softmax" and (cfg.dropout or cfg.batch_norm):
+        parser.error("softmax regression has no hidden layer: --dropout and --batch-norm need --model mlp or lenet")
+    if cfg.model == "mlp" and cfg.batch_norm:
+        parser.error("--batch-norm is for --model lenet")
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> dict:
+    cfg = parse_args(argv)
+    seed_everything(cfg.seed)
+    if dist.get_world_size() > 1:
+        connect_ranks()
+    # Under the launcher each rank already has its device; a DeviceError or DataError from here on becomes a
+    # one-line message in common.cli.run.
+    device = set_device(cfg.device) if dist.get_world_size() == 1 else paddle.device.get_device()
+    start = time.perf_counter()
+    data = load_data(cfg)
+    mnist = data["data"]
+    load_seconds = time.perf_counter() - start
+    log(f"data: {mnist.source}\n      train {len(mnist.train_y)}, validation {len(mnist.val_y)}, "
+        f"test {'none' if mnist.is_subset else len(mnist.test_y)}  ({load_seconds:.2f} s)")
+    # Paddle names parameters and optimizer moments from a process-wide counter (conv2d_0.w_0_moment1_0), and
+    # a checkpoint's optimizer state is keyed by those names. A fresh counter for the run makes the names the
+    # same in every run, so --resume finds its state even after other models were built in this process.
+    with paddle.utils.unique_name.guard():
+        model = build_model(cfg)
+        training = configure(cfg, model, steps_per_epoch=len(data["train_loader"]))
+        log(f"model: {cfg.model}, {count_parameters(model):,} trainable parameters; optimizer {cfg.optimizer}, "
+            f"lr {training['lr']} ({cfg.schedule}), device {device}, ranks {dist.get_world_size()}")
+        start = time.perf_counter()
+        try:
+            history = train(cfg, model, data, training)
+        except TrainingDiverged as e:
+            sys.exit(f"error: {e}")
+    train_seconds = time.perf_counter() - start
+    if len(history["val_accuracy"]) < cfg.epochs:  # --stop-after: behave like an interrupted run, save nothing more
+        log(f"stopped after epoch {cfg.stop_after} of {cfg.epochs}; continue with the same command plus --resume "
+            f"(checkpoint: {cfg.out / CHECKPOINT_FILE})")
+        return {"stopped_after": cfg.stop_after, "history": history}
+    metrics = {
+        "data_source": mnist.source, "model": cfg.model, "optimizer": cfg.optimizer, "lr": training["lr"],
+        "schedule": cfg.schedule, "weight_decay": cfg.weight_decay, "dropout": cfg.dropout,
+        "batch_norm": cfg.batch_norm, "augment": cfg.augment, "batch_size": cfg.batch_size, "seed": cfg.seed,
+        "epochs": len(history["val_accuracy"]), "parameters": count_parameters(model),
+        "val_accuracy": history["val_accuracy"][-1], "val_loss": history["val_loss"][-1],
+        "train_seconds": train_seconds, "data_seconds": load_seconds,
+        # Training throughput: images through forward+backward+step per second of the epochs' training phase
+        # (data loading included; validation and checkpointing not). Counted over all ranks.
+        "images_per_second": sum(history["epoch_images"]) * dist.get_world_size()
+                             / sum(history["epoch_train_seconds"]),
+        "device": device, "world_size": dist.get_world_size(),
+    }
+    if not mnist.is_subset:
+        test = evaluate(model, mnist.test_x, mnist.test_y)
+        metrics.update(test_accuracy=test["accuracy"], test_loss=test["loss"])
+    if dist.get_world_size() > 1:
+        metrics["rank_weight_max_diff"] = rank_weight_difference(model)
+    if is_main_process():
+        paths = save(cfg, model, history)
+        metrics["history"] = history
+        write_metrics(cfg.out, metrics)
+        held_out = ("test", metrics["test_accuracy"]) if "test_accuracy" in metrics else \
+            ("validation (offline subset: no test set)", metrics["val_accuracy"])
+        print(f"{held_out[0]} accuracy {held_out[1]:.4f} after {metrics['epochs']} epochs, "
+              f"{train_seconds:.1f} s, {metrics['images_per_second']:.0f} training images/s")
+        print(f"wrote {paths['weights']}, {paths['inference']}.*, {paths['loss_plot'].name}, "
+              f"{paths['accuracy_plot'].name}, metrics.json in {cfg.out}")
+    return metrics
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,124 @@
+"""The MNIST classifiers (chapter 2; LeNet is reused by chapter 4): images [N, 1, 28, 28] -> logits [N, 10].
+
+Every model returns logits 未归一化的分数 (no softmax): the loss, `F.cross_entropy`, applies log-softmax itself,
+and prediction applies softmax once to report a probability. Applying softmax inside `forward` as well (as
+the original course code did) squashes the gradients and slows training.
+"""
+from __future__ import annotations
+
+import paddle
+import paddle.nn.functional as F
+from paddle import nn
+
+N_CLASSES = 10
+
+
+class SoftmaxRegression(nn.Layer):
+    """Softmax regression 多分类逻辑回归: one linear layer 784 -> 10.
+
+    Parameters: 784 * 10 weights + 10 biases = 7,850.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(28 * 28, N_CLASSES)
+
+    def forward(self, x):
+        """x: [N, 1, 28, 28] -> logits [N, 10]"""
+        return self.fc(paddle.flatten(x, 1))
+
+
+class MLP(nn.Layer):
+    """Multilayer perceptron 多层感知机: 784 -> 128 -> 64 -> 10 with ReLU; dropout (optional) before fc2 and fc3.
+
+    Parameters: (784*128 + 128) + (128*64 + 64) + (64*10 + 10) = 100,480 + 8,256 + 650 = 109,386.
+    """
+
+    def __init__(self, dropout: float = 0.0):
+        super().__init__()
+        self.fc1 = nn.Linear(28 * 28, 128)
+        self.fc2 = nn.Linear(128, 64)
+        self.fc3 = nn.Linear(64, N_CLASSES)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    def forward(self, x):
+        """x: [N, 1, 28, 28] -> logits [N, 10]"""
+        h = F.relu(self.fc1(paddle.flatten(x, 1)))  # [N, 128]
+        h = F.relu(self.fc2(self.drop(h)))  # [N, 64]
+        return self.fc3(self.drop(h))  # [N, 10]
+
+
+class Conv2D(nn.Conv2D):
+    """nn.Conv2D that adds its bias with an explicit broadcast: same parameters, same results, faster on CPU.
+
+    Paddle's CPU conv kernel adds the bias in a slow separate pass (about a third of a LeNet training step,
+    measured with paddle 3.3.1); an explicitly expanded add is much cheaper: LeNet trains about 1.6x faster.
+    Exported graphs (paddle.jit.save) use Paddle's own conv, whose inference path fuses the bias anyway.
+    """
+
+    def forward(self, x):
+        if not paddle.in_dynamic_mode():
+            return super().forward(x)
+        y = F.conv2d(x, self.weight, None, self._stride, self._padding, self._dilation, self._groups)
+        if self.bias is None:
+            return y
+        # expand_as first: Paddle's implicit broadcast in `+` (and its gradient) is several times slower.
+        return y + self.bias.reshape([1, -1, 1, 1]).expand_as(y)
+
+
+class LeNet(nn.Layer):
+    """LeNet-5 style CNN 卷积神经网络 for [N, 1, 28, 28] -> logits [N, 10].
+
+        conv 5x5, 6 channels, pad 2 -> ReLU -> max-pool 2   [N, 6, 14, 14]
+        conv 5x5, 16 channels       -> ReLU -> max-pool 2   [N, 16, 5, 5]   (flattened: 400)
+        linear 400 -> 120 -> ReLU -> linear 120 -> 84 -> ReLU -> linear 84 -> 10
+
+    Parameters (batch_norm=False), by hand:
+        conv1  6*1*5*5 + 6     =    156
+        conv2  16*6*5*5 + 16   =  2,416
+        fc1    400*120 + 120   = 48,120
+        fc2    120*84 + 84     = 10,164
+        fc3    84*10 + 10      =    850
+        total                  = 61,706
+    batch_norm=True: convs and the hidden linears lose their bias (BatchNorm's shift beta replaces it), and
+    BatchNorm2D follows each conv, BatchNorm1D each hidden linear; trainable parameters
+        150 + 12 (BN 6) + 2,400 + 32 (BN 16) + 48,000 + 240 (BN 120) + 10,080 + 168 (BN 84) + 850 = 61,932,
+    plus 2 * (6 + 16 + 120 + 84) = 452 running means/variances, which are buffers updated by statistics, not trained.
+    dropout > 0: Dropout before fc2 and fc3 (the two last linears).
+    """
+
+    def __init__(self, batch_norm: bool = False, dropout: float = 0.0):
+        super().__init__()
+        bias = None if not batch_norm else False  # None: Paddle's default bias; False: none
+        self.conv1 = Conv2D(1, 6, 5, padding=2, bias_attr=bias)
+        self.conv2 = Conv2D(6, 16, 5, bias_attr=bias)
+        self.fc1 = nn.Linear(16 * 5 * 5, 120, bias_attr=bias)
+        self.fc2 = nn.Linear(120, 84, bias_attr=bias)
+        self.fc3 = nn.Linear(84, N_CLASSES)
+        norm2d = nn.BatchNorm2D if batch_norm else (lambda c: nn.Identity())
+        norm1d = nn.BatchNorm1D if batch_norm else (lambda c: nn.Identity())
+        self.bn1, self.bn2, self.bn3, self.bn4 = norm2d(6), norm2d(16), norm1d(120), norm1d(84)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    def forward(self, x):
+        """x: [N, 1, 28, 28] -> logits [N, 10]"""
+        h = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)  # [N, 6, 14, 14]
+        h = F.max_pool2d(F.relu(self.bn2(self.conv2(h))), 2)  # [N, 16, 5, 5]
+        h = F.relu(self.bn3(self.fc1(paddle.flatten(h, 1))))  # [N, 120]
+        h = F.relu(self.bn4(self.fc2(self.drop(h))))  # [N, 84]
+        return self.fc3(self.drop(h))  # [N, 10]
+
+
+MODELS = {"softmax": SoftmaxRegression, "mlp": MLP, "lenet": LeNet}
+
+
+def build_mnist_model(name: str, **kwargs) -> nn.Layer:
+    """'softmax' | 'mlp' | 'lenet' -> a fresh model; kwargs go to its constructor (dropout=, batch_norm=)."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    return MODELS[name](**kwargs)
+
+
+def count_parameters(model: nn.Layer) -> int:
+    """Trainable parameters (BatchNorm's running statistics are parameters in Paddle but not trained)."""
+    return sum(int(p.size) for p in model.parameters() if not p.stop_gradient)
