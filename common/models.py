@@ -83,7 +83,8 @@ class LeNet(nn.Layer):
     batch_norm=True: convs and the hidden linears lose their bias (BatchNorm's shift beta replaces it), and
     BatchNorm2D follows each conv, BatchNorm1D each hidden linear; trainable parameters
         150 + 12 (BN 6) + 2,400 + 32 (BN 16) + 48,000 + 240 (BN 120) + 10,080 + 168 (BN 84) + 850 = 61,932,
-    plus 2 * (6 + 16 + 120 + 84) = 452 running means/variances, which are buffers updated by statistics, not trained.
+    plus 2 * (6 + 16 + 120 + 84) = 452 running means/variances, which Paddle lists in `parameters()` as
+    non-trainable (`buffers()` is empty): updated from batch statistics, not trained.
     dropout > 0: Dropout before fc2 and fc3 (the two last linears).
     """
 
