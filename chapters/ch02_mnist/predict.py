@@ -60,11 +60,13 @@ def to_mnist_style(gray: np.ndarray) -> np.ndarray:
 def load_predictor(model_path: str | Path | None = None):
     """The model that `train.save` exported with paddle.jit.save: a callable images [N,1,28,28] -> logits [N,10].
 
-    model_path: a run folder (holding inference/model.*) or the jit.save prefix itself.
+    model_path: a run folder (holding inference/model.*), its model.pdparams, or the jit.save prefix itself.
     """
     import paddle
 
     path = Path(model_path) if model_path is not None else DEFAULT_RUN
+    if path.suffix == ".pdparams":  # the run's state_dict: its exported twin is in the same run folder
+        path = path.parent
     prefix = path / INFERENCE_PREFIX if path.is_dir() else path
     if not any(prefix.parent.glob(prefix.name + ".pdiparams")):
         raise DataError(f"no exported model at {prefix}(.json/.pdmodel + .pdiparams): train one first with "
