@@ -18,7 +18,7 @@ import paddle
 import paddle.distributed as dist
 import paddle.nn.functional as F
 
-from common.checkpoint import load_checkpoint, load_state, save_checkpoint
+from common.checkpoint import load_checkpoint, load_state, save_checkpoint, save_state
 from common.cli import make_parser, positive_float, positive_int, run
 from common.download import DataError
 from common.files import write_metrics
@@ -237,8 +237,7 @@ def rank_weight_difference(model: paddle.nn.Layer) -> float:
 def save(cfg, model: paddle.nn.Layer, history: dict) -> dict:
     """Weights (.pdparams, for more training), an inference model (paddle.jit.save), and the curves."""
     cfg.out.mkdir(parents=True, exist_ok=True)
-    weights = cfg.out / MODEL_FILE
-    paddle.save(model.state_dict(), str(weights))
+    weights = save_state(cfg.out / MODEL_FILE, model.state_dict())
     model.eval()  # export the inference behaviour of BatchNorm and Dropout
     inference = cfg.out / INFERENCE_PREFIX
     paddle.jit.save(model, str(inference),
