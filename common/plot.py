@@ -26,11 +26,13 @@ def plot_curves(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     for label, values in curves.items():
         ax.plot(range(1, len(values) + 1), list(values), label=label)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # epochs and steps are whole
     for label, y in (hlines or {}).items():
         ax.axhline(y, linestyle="--", color="grey", label=label)
     if logy:
