@@ -1,0 +1,419 @@
+"""The grader (common/grade.py) on small fake submissions made here: plain Python, no Paddle, so each child is quick.
+
+One fake course holds every misbehaviour at once (wrong shape, syntax error, import-time crash, infinite loops,
+sys.exit, os._exit, a forged results.json and forged report lines) and is graded once; each test then checks
+its chapter's score. The course tooling's tests are not part of a student's grade: GRADED = False.
+"""
+import json
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from common import grade
+
+GRADED = False  # see common/grade.py: modules that set this are left out of `python -m common.grade`
+pytestmark = pytest.mark.points(1)
+TIMEOUT = 0.5  # seconds per test in the fake runs
+
+CORRECT_CODE = {
+    "ch_good": """
+        import random
+
+        def double(xs):
+            return [2 * x for x in xs]
+
+        def draw():
+            return random.random()
+        """,
+    "ch_shape": """
+        def output_shape(n):
+            return (n, 1)  # the exercise asks for (n, 2)
+
+        def width():
+            return 2
+        """,
+    "ch_syntax": """
+        def f(:
+            return 1
+        """,
+    "ch_crash": """
+        raise RuntimeError("boom at import time")
+        """,
+    "ch_vanish": """
+        import os
+        os._exit(3)  # ends the test process while pytest imports the test module
+        """,
+    "ch_loop": """
+        def spin():
+            while True:
+                pass
+        """,
+    "ch_stubborn": """
+        import signal
+
+        def spin():
+            # Switches off the grader's timer and swallows everything: only the watchdog can stop this.
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            while True:
+                try:
+                    pass
+                except BaseException:
+                    pass
+        """,
+    "ch_exit": """
+        import os
+        import sys
+
+        def polite():
+            sys.exit(0)
+
+        def rude():
+            os._exit(0)
+        """,
+}
+
+TESTS = {
+    "ch_good": """
+        import random
+        import pytest
+        from chapters.ch_good.model import double, draw
+
+        @pytest.mark.points(2)
+        def test_double():
+            assert double([1, 2]) == [2, 4]
+
+        @pytest.mark.points(1)
+        @pytest.mark.visibility("hidden")
+        @pytest.mark.parametrize("n", [1, 2, 3])
+        def test_length(n):
+            assert len(double([0] * n)) == n
+
+        @pytest.mark.points(1)
+        def test_seeded_before_each_test():
+            assert draw() == random.Random(2024).random()
+
+        def test_without_points_is_not_graded():
+            assert False
+        """,
+    "ch_shape": """
+        import pytest
+        from chapters.ch_shape.model import output_shape, width
+
+        @pytest.mark.points(2)
+        def test_output_shape():
+            assert output_shape(4) == (4, 2)
+
+        @pytest.mark.points(1)
+        def test_width():
+            assert width() == 2
+        """,
+    "ch_syntax": """
+        import pytest
+        from chapters.ch_syntax.model import f
+
+        @pytest.mark.points(1)
+        def test_f():
+            assert f() == 1
+
+        @pytest.mark.points(2)
+        @pytest.mark.parametrize("k", [1, 2])
+        def test_f_again(k):
+            assert f() == 1
+        """,
+    "ch_crash": """
+        import pytest
+        from chapters.ch_crash import model
+
+        @pytest.mark.points(2)
+        def test_anything():
+            assert model
+        """,
+    "ch_vanish": """
+        import pytest
+        from chapters.ch_vanish import model
+
+        @pytest.mark.points(2)
+        def test_anything():
+            assert model
+        """,
+    "ch_loop": """
+        import pytest
+        from chapters.ch_loop.model import spin
+
+        @pytest.mark.points(1)
+        def test_spin():
+            spin()
+
+        @pytest.mark.points(1)
+        def test_after_the_loop():
+            assert True
+        """,
+    "ch_stubborn": """
+        import pytest
+        from chapters.ch_stubborn.model import spin
+
+        @pytest.mark.points(1)
+        def test_spin():
+            spin()
+
+        @pytest.mark.points(1)
+        def test_after_the_kill():
+            assert True
+        """,
+    "ch_exit": """
+        import pytest
+        from chapters.ch_exit.model import polite, rude
+
+        @pytest.mark.points(1)
+        def test_sys_exit():
+            polite()
+
+        @pytest.mark.points(1)
+        def test_os_exit():
+            rude()
+
+        @pytest.mark.points(2)
+        def test_after_the_exits():
+            assert True
+        """,
+    "tooling": """
+        import pytest
+        GRADED = False
+
+        @pytest.mark.points(5)
+        def test_tooling():
+            assert True
+        """,
+}
+
+FORGER = """
+    import json
+    import os
+    import sys
+
+    def answer():
+        # Everything a student could try from inside the test process to claim points it did not earn.
+        fake = {"score": 1000, "max_score": 1000, "tests": []}
+        for path in (RESULTS, "results.json"):
+            with open(path, "w") as f:
+                json.dump(fake, f)
+        for event in ("start", "end"):
+            line = json.dumps({"n": os.environ.get("COURSE_GRADE_NONCE", "?"), "ev": event,
+                               "id": "tests/test_ch_forge.py::test_answer", "status": "passed"}) + "\\n"
+            for fd in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else range(64):
+                try:
+                    os.write(int(fd), line.encode())
+                except OSError:
+                    pass
+        # The strongest in-process forgery: call the grader's plugin itself to report a pass.
+        plugin = next(m for name, m in sys.modules.items() if name.startswith("_course_grade_plugin_"))
+        plugin._emit("end", id="tests/test_ch_forge.py::test_answer", status="passed", message="", output="")
+        return 41
+    """
+FORGER_TEST = """
+    import pytest
+    from chapters.ch_forge.model import answer
+
+    @pytest.mark.points(3)
+    def test_answer():
+        assert answer() == 42
+    """
+
+# chapter -> (points earned, points possible)
+EXPECTED = {
+    "ch_good": (6, 6), "ch_shape": (1, 3), "ch_syntax": (0, 5), "ch_crash": (0, 2), "ch_vanish": (0, 2),
+    "ch_loop": (1, 2), "ch_stubborn": (1, 2), "ch_exit": (2, 4), "ch_forge": (0, 3),
+}
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return path
+
+
+def make_course(root: Path, code: dict, tests: dict) -> Path:
+    """A fake repository: chapters/<name>/model.py and tests/test_<name>.py."""
+    write(root / "chapters" / "__init__.py", "")
+    for name, source in code.items():
+        write(root / "chapters" / name / "__init__.py", "")
+        write(root / "chapters" / name / "model.py", source)
+    for name, source in tests.items():
+        write(root / "tests" / f"test_{name}.py", source)
+    return root
+
+
+@pytest.fixture(scope="module")
+def course_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("course")
+    results = root.parent / f"{root.name}-results.json"
+    code = dict(CORRECT_CODE, ch_forge=FORGER.replace("RESULTS", repr(str(results))))
+    make_course(root, code, dict(TESTS, ch_forge=FORGER_TEST))
+    result = grade.main(["--submission", str(root), "--json", str(results), "--timeout", str(TIMEOUT)])
+    return root, results, result
+
+
+def chapter_score(result: dict, chapter: str) -> tuple[float, float]:
+    rows = [t for t in result["tests"] if t["name"].startswith(f"tests/test_{chapter}.py::")]
+    return sum(t["score"] for t in rows), sum(t["max_score"] for t in rows)
+
+
+def test_json_on_disk_is_the_graders_and_follows_the_gradescope_schema(course_run):
+    root, results, result = course_run
+    on_disk = json.loads(results.read_text())
+    assert on_disk == result  # not the forger's {"score": 1000}
+    assert set(on_disk) >= {"score", "max_score", "execution_time", "tests"}
+    for t in on_disk["tests"]:
+        assert set(t) == {"name", "number", "score", "max_score", "status", "output", "visibility"}
+        assert t["status"] in ("passed", "failed") and t["score"] in (0, t["max_score"])
+    assert on_disk["score"] == sum(t["score"] for t in on_disk["tests"])
+    assert (on_disk["score"], on_disk["max_score"]) == tuple(map(sum, zip(*EXPECTED.values())))
+
+
+@pytest.mark.parametrize("chapter", sorted(EXPECTED))
+def test_each_chapter_scores_what_its_code_deserves(course_run, chapter):
+    assert chapter_score(course_run[2], chapter) == EXPECTED[chapter]
+
+
+def test_tests_are_in_a_stable_order_with_gradescope_numbers(course_run):
+    tests = course_run[2]["tests"]
+    names = [t["name"] for t in tests]
+    assert names == sorted(names, key=lambda n: n.split("::")[0]) and len(set(names)) == len(names)
+    good = [t["name"].split("::")[1] for t in tests if "test_ch_good.py" in t["name"]]
+    assert good == ["test_double", "test_length[1]", "test_length[2]", "test_length[3]", "test_seeded_before_each_test"]
+    first_file = [t["number"] for t in tests if t["name"].startswith(names[0].split("::")[0])]
+    assert first_file == [f"1.{i}" for i in range(1, len(first_file) + 1)]
+
+
+def test_tests_without_points_and_modules_with_graded_false_are_left_out(course_run):
+    names = {t["name"] for t in course_run[2]["tests"]}
+    assert not any("tooling" in n or "without_points" in n for n in names)
+
+
+def test_hidden_visibility_reaches_the_json_and_stays_out_of_the_summary(course_run):
+    result = course_run[2]
+    vis = {t["name"].split("::")[1]: t["visibility"] for t in result["tests"] if "ch_good" in t["name"]}
+    assert vis["test_length[2]"] == "hidden" and vis["test_double"] == "visible"
+    assert re.search(r"\nch_good +3 / 3 ", result["output"]) and "test_length" not in result["output"]
+    assert "(and 3 hidden test(s), not shown)" in result["output"]
+
+
+def by_name(result: dict, chapter: str) -> dict:
+    return {t["name"].split("::", 1)[1]: t for t in result["tests"] if f"test_{chapter}.py::" in t["name"]}
+
+
+def test_failures_carry_their_reason(course_run):
+    result = course_run[2]
+    assert "assert (4, 1) == (4, 2)" in by_name(result, "ch_shape")["test_output_shape"]["output"]
+    syntax = by_name(result, "ch_syntax")
+    assert set(syntax) == {"test_f", "test_f_again[*]"}  # read from the source: the module cannot be imported
+    assert all("SyntaxError" in t["output"] for t in syntax.values())
+    assert "boom at import time" in by_name(result, "ch_crash")["test_anything"]["output"]
+    assert "exit code 3" in by_name(result, "ch_vanish")["test_anything"]["output"]
+    assert "timed out after 0.5 s" in by_name(result, "ch_loop")["test_spin"]["output"]
+    assert "watchdog" in by_name(result, "ch_stubborn")["test_spin"]["output"]
+    exits = by_name(result, "ch_exit")
+    assert "SystemExit: 0" in exits["test_sys_exit"]["output"]
+    assert "process ended during this test" in exits["test_os_exit"]["output"]
+    # The forged pass is followed by the real failure: a test reported twice scores 0.
+    assert "reported more than once" in by_name(result, "ch_forge")["test_answer"]["output"]
+
+
+def test_a_test_that_the_submission_edits_gains_nothing_with_instructor_tests(tmp_path):
+    tests = {"ch_good": TESTS["ch_good"]}
+    reference = make_course(tmp_path / "instructor", {"ch_good": CORRECT_CODE["ch_good"]}, tests)
+    wrong = CORRECT_CODE["ch_good"].replace("2 * x", "3 * x")
+    cheat = """
+        import pytest
+
+        @pytest.mark.points(100)
+        def test_double():
+            assert True
+        """
+    submission = make_course(tmp_path / "student", {"ch_good": wrong}, {"ch_good": cheat})
+    out = tmp_path / "results.json"
+    result = grade.main(["--submission", str(submission), "--tests", str(reference / "tests"), "--json", str(out)])
+    # The instructor's test_double (2 points) fails; the edited one worth 100 never runs; hidden tests do run.
+    assert (result["score"], result["max_score"]) == (4, 6)
+    assert by_name(result, "ch_good")["test_double"]["status"] == "failed"
+    assert {t["visibility"] for t in result["tests"]} == {"visible", "hidden"}
+    assert json.loads(out.read_text()) == result
+
+
+def test_with_a_starter_only_the_submissions_chapter_files_count(tmp_path):
+    todo = "def double(xs):\n    raise NotImplementedError\n\ndef draw():\n    raise NotImplementedError\n"
+    starter = make_course(tmp_path / "starter", {"ch_good": todo}, {"ch_good": TESTS["ch_good"]})
+    submission = tmp_path / "upload" / "my-course"  # the student's file in a zip's top folder, plus an edited test
+    write(submission / "chapters" / "ch_good" / "model.py", CORRECT_CODE["ch_good"])
+    cheat = "import pytest\n\n@pytest.mark.points(100)\ndef test_double():\n    pass\n"
+    write(submission / "tests" / "test_ch_good.py", cheat)
+    graded, notes = grade.grade(submission.parent, starter=starter, timeout=TIMEOUT)
+    assert [(g.score, g.expected.points) for g in graded] == [(2, 2), (1, 1), (1, 1), (1, 1), (1, 1)]
+    assert "with 1 file(s) from the submission's chapters/" in notes[0]
+
+
+def test_a_chapter_missing_from_the_submission_is_not_taken_from_an_installed_copy(tmp_path):
+    # This repository is installed editable, so without the grader's guard `import chapters.ch01_house_price`
+    # would find the real chapter 1 even though the fake submission has no such folder.
+    probe = """
+        import pytest
+
+        @pytest.mark.points(1)
+        def test_chapter_1_is_there():
+            import chapters.ch01_house_price
+        """
+    root = make_course(tmp_path, {"ch_good": CORRECT_CODE["ch_good"]}, {"probe": probe})
+    [graded], _ = grade.grade(root, timeout=TIMEOUT)
+    assert graded.score == 0
+    assert "No module named 'chapters.ch01_house_price' in the submission" in graded.outcome.message
+
+
+def test_results_json_is_written_when_pytest_cannot_start(tmp_path):
+    root = make_course(tmp_path / "sub", {"ch_good": CORRECT_CODE["ch_good"]}, {"ch_good": TESTS["ch_good"]})
+    write(root / "pytest.py", 'raise ImportError("a submission that shadows pytest")')
+    out = tmp_path / "results.json"
+    grade.main(["--submission", str(root), "--json", str(out)])
+    result = json.loads(out.read_text())
+    assert (result["score"], result["max_score"]) == (0, 6)
+    assert all("pytest did not start" in t["output"] for t in result["tests"])
+
+
+def test_source_reading_counts_literal_parametrize_cases(tmp_path):
+    path = write(tmp_path / "tests" / "test_x.py", """
+        import pytest
+        pytestmark = pytest.mark.visibility("after_due_date")
+
+        @pytest.mark.points(2)
+        @pytest.mark.parametrize("a,b", [(1, 2), (3, 4), (5, 6)])
+        def test_p(a, b):
+            pass
+
+        class TestGroup:
+            @pytest.mark.points(1)
+            def test_m(self):
+                pass
+
+        def test_unmarked():
+            pass
+        """)
+    found = grade.expected_from_source(path, tmp_path)
+    assert [(e.id, e.points, e.visibility) for e in found] == [
+        ("tests/test_x.py::test_p[*]", 6, "after_due_date"),
+        ("tests/test_x.py::TestGroup::test_m", 1, "after_due_date"),
+    ]
+
+
+def test_chapter_names_select_test_files_and_unknown_names_are_refused(tmp_path):
+    tests = tmp_path / "tests"
+    for name in ("ch01_house_price", "ch02_mnist", "common_cli"):
+        write(tests / f"test_{name}.py", "")
+    assert grade.resolve_selection(["ch01_house_price", "ch02", "chapters/ch02_mnist"], tests) == [
+        (tests / "test_ch01_house_price.py").resolve(), (tests / "test_ch02_mnist.py").resolve(),
+        (tests / "test_ch02_mnist.py").resolve()]
+    with pytest.raises(ValueError, match="matches no test file.*ch01_house_price, ch02_mnist, common_cli"):
+        grade.resolve_selection(["ch09"], tests)
+    with pytest.raises(SystemExit):
+        grade.main(["--submission", str(tmp_path), "ch09", "--json", str(tmp_path / "r.json")])
+
