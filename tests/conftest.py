@@ -1,5 +1,7 @@
-"""Shared fixtures: every test starts from the same seeds, and never touches the network."""
+"""Shared fixtures: every test starts from the same seeds, with an empty data cache, and no network."""
+import ipaddress
 import random
+import socket
 
 import numpy as np
 import paddle
@@ -21,3 +23,24 @@ def seeded():
 def isolated_data_dir(tmp_path, monkeypatch):
     """Point the download cache at an empty folder so tests never read or write the user's data/."""
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "data-cache"))
+
+
+def _is_loopback(host) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def no_internet(monkeypatch):
+    """Refuse name look-ups and connections beyond 127.0.0.1: a test that tries the internet fails at once,
+    here and on a machine that has internet, instead of silently downloading."""
+    real_getaddrinfo = socket.getaddrinfo
+
+    def loopback_only(host, *args, **kwargs):
+        if not _is_loopback(host):
+            raise OSError(f"tests must not use the network (look-up of {host!r})")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", loopback_only)

@@ -124,7 +124,7 @@ def test_least_squares_solves_the_normal_equations(data):
 def paddle_run(tmp_path_factory):
     """One short run of the Paddle chapter end to end: 30 epochs, ~1 s."""
     out = tmp_path_factory.mktemp("ch01")
-    metrics = pdv.main(["--epochs", "30", "--out", str(out), "--device", "cpu"])
+    metrics = pdv.main(["--offline", "--epochs", "30", "--out", str(out), "--device", "cpu"])
     return out, metrics
 
 

@@ -149,9 +149,24 @@ def test_ragged_or_non_numeric_file_is_a_clear_error(tmp_path):
 SHARED_HOUSING = Path(__file__).resolve().parents[2] / "shared" / "data" / "housing.data"
 
 
-@pytest.mark.points(2)
+# Not graded (no points): it checks the data, not code, and the reference file exists only beside this repository.
 @pytest.mark.skipif(not SHARED_HOUSING.is_file(), reason=f"reference file {SHARED_HOUSING} not present")
 def test_shipped_copy_equals_the_official_file():
     assert download.md5_of(SHARED_HOUSING) == housing.MD5
     official = housing.parse_housing(SHARED_HOUSING)
     np.testing.assert_allclose(housing.load_mlxtend_copy(), official, rtol=1e-6)
+
+
+@pytest.mark.points(1)
+def test_offline_uses_a_verified_cache_and_never_downloads(server, tmp_path):
+    with pytest.raises(DataError, match="downloads are off"):
+        download.fetch("f.txt", [f"{server}/good"], GOOD_MD5, cache_dir=tmp_path, offline=True)
+    assert leftovers(tmp_path) == []
+    (tmp_path / "f.txt").write_bytes(GOOD)
+    assert download.fetch("f.txt", [f"{server}/good"], GOOD_MD5, cache_dir=tmp_path, offline=True).read_bytes() == GOOD
+
+
+def test_the_suite_cannot_reach_the_internet(tmp_path):
+    # conftest's guard: a download attempted by mistake fails at once instead of leaving the machine.
+    with pytest.raises(DataError, match="must not use the network"):
+        download.download("http://example.com/housing.data", tmp_path / "housing.data", GOOD_MD5)

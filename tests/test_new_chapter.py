@@ -111,7 +111,7 @@ def test_template_tests_record_what_the_source_model_measures(scaffolded):
     text = (scaffolded / "tests" / "test_ch06_houses.py").read_text()
     # Chapter 1's model is Linear(13, 1): 13 weights + 1 bias, batches of 10 rows of 13 features.
     assert "TRAINABLE_PARAMETERS = 14\n" in text and "OUTPUT_SHAPE = [10, 1]\n" in text
-    assert "TINY_ARGS = ['--epochs', '1', '--device', 'cpu']" in text
+    assert "TINY_ARGS = ['--offline', '--epochs', '1', '--device', 'cpu']" in text
     tiny = (scaffolded / "tests" / "test_ch07_tiny.py").read_text()
     assert "TRAINABLE_PARAMETERS" not in tiny  # a model that is not a paddle Layer: no shape or count tests
 

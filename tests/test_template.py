@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-CHAPTERS_DIR = Path(__file__).resolve().parent.parent / "chapters"
+# The chapters package under test: the repository's, or a submission's when the grader runs these tests.
+CHAPTERS_DIR = Path(importlib.import_module("chapters").__file__).parent
 CHAPTERS = sorted(p.name for p in CHAPTERS_DIR.glob("ch[0-9]*") if p.is_dir())
 STEPS = ("load_data", "build_model", "configure", "train", "save", "main")
 

@@ -62,7 +62,7 @@ def price_in_thousands(y_normalized: np.ndarray, stats: dict) -> np.ndarray:
 
 def load_data(cfg) -> dict:
     """Load, split 8:2, normalise with training statistics; x: [N, 13], y: [N, 1], float32."""
-    raw, source = load_housing(cfg.data)
+    raw, source = load_housing(cfg.data, download=not cfg.offline)
     train_raw, test_raw = split_train_test(raw)
     stats = fit_normalization(train_raw, cfg.norm)
     train, test = normalize(train_raw, stats), normalize(test_raw, stats)

@@ -73,7 +73,6 @@ def main(argv: list[str] | None = None) -> dict:
                          batch_size=64, data_help="folder with the four MNIST IDX files (default: as train.py)")
     parser.set_defaults(out=Path("runs") / "ch02_optimizers")
     parser.add_argument("--model", choices=("softmax", "mlp", "lenet"), default="mlp")
-    parser.add_argument("--offline", action="store_true", help="never download")
     cfg = parser.parse_args(argv)
     set_device(cfg.device)
     results = compare(cfg)

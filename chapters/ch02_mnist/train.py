@@ -254,7 +254,6 @@ def build_parser():
                          epochs=EPOCHS, lr=None, batch_size=BATCH_SIZE,
                          data_help="folder with the four MNIST .gz IDX files (default: data/mnist/, "
                                    "downloaded if missing, else the offline 5k subset)")
-    parser.add_argument("--offline", action="store_true", help="never download: use --data, the cache or the 5k subset")
     parser.add_argument("--model", choices=("softmax", "mlp", "lenet"), default=MODEL,
                         help="softmax regression 784-10, MLP 784-128-64-10, or the LeNet CNN")
     parser.add_argument("--optimizer", choices=tuple(DEFAULT_LR), default=OPTIMIZER, help="优化算法")

@@ -47,7 +47,7 @@ def load_data(cfg) -> dict:
     """MNIST (normalised images [N, 1, 28, 28], labels [N]): the first cfg.train_size training images in a
     shuffled loader, and the validation split as arrays. Every variant reuses this loader, so all see the same
     batches in the same order (the order of epoch e depends only on the seed and e)."""
-    mnist = load_mnist(cfg.data, seed=cfg.seed)
+    mnist = load_mnist(cfg.data, seed=cfg.seed, download=not cfg.offline)
     n = min(cfg.train_size, len(mnist.train_y))
     # drop_last: a last batch of one image has no batch statistics, and Paddle's BatchNorm1D then silently
     # passes it through unnormalised (y = x, measured with paddle 3.3.1); BatchNorm wants whole batches.
