@@ -13,6 +13,7 @@ Run:  python -m chapters.ch03_conv_examples [--image PATH] [--out DIR]
 """
 from __future__ import annotations
 
+import argparse
 import time
 from types import SimpleNamespace
 
@@ -326,8 +327,9 @@ def parse_args(argv=None):
     parser.add_argument("--max-side", type=positive_int, default=MAX_SIDE,
                         help="shrink photos whose longer side exceeds this many pixels (keeps the run fast)")
     parser.add_argument("--learn", choices=sorted(LEARNABLE), default="edge", help="which designed kernel to learn")
-    parser.add_argument("--no-figures", dest="figures", action="store_false",
-                        help="print and save the numbers only (drawing the figures is most of the run time)")
+    parser.add_argument("--figures", action=argparse.BooleanOptionalAction, default=True,
+                        help="draw one figure per example; --no-figures prints and saves the numbers only "
+                             "(drawing is most of the run time)")
     cfg = parser.parse_args(argv)
     if cfg.max_side < MIN_SIDE:
         parser.error(f"--max-side must be at least {MIN_SIDE}")
