@@ -15,7 +15,7 @@ import numpy as np
 import paddle
 
 from chapters.ch01_house_price.numpy_from_scratch import (
-    BATCH_SIZE, EPOCHS, LR, NAME, build_parser, evaluate, load_data, price_in_thousands, print_evaluation,
+    NAME, build_parser, evaluate, load_data, price_in_thousands, print_evaluation,
 )
 from common.checkpoint import load_state, save_state
 from common.cli import run

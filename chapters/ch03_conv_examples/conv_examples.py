@@ -252,7 +252,7 @@ def train(cfg, model, data, training) -> dict:
     """Fit the model's kernel to the pairs; per epoch record the mean loss and the kernel's distance to the target."""
     history = {"initial_kernel": model.weight.numpy()[0, 0].copy(), "loss": [], "max_abs_diff": []}
     model.train()
-    for epoch in range(cfg.epochs):
+    for _ in range(cfg.epochs):
         losses = []
         for x, y in data.train_loader:
             # BEGIN SOLUTION
