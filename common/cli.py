@@ -40,6 +40,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def dropout_probability(text: str) -> float:
+    """A dropout probability: at least 0 (no dropout) and below 1 (1 would drop everything)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
 def make_parser(
     name: str,
     description: str,

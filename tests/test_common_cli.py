@@ -1,7 +1,9 @@
 """The shared command line: defaults, validation of values, and one-line errors for user mistakes."""
+import argparse
+
 import pytest
 
-from common.cli import make_parser, run
+from common.cli import dropout_probability, make_parser, run
 from common.download import DataError
 from common.runtime import DeviceError, gpu_available, set_device
 
@@ -53,3 +55,11 @@ def test_device_choice():
         with pytest.raises(DeviceError, match="paddlepaddle-gpu"):
             set_device("gpu")
     set_device("cpu")
+
+
+@pytest.mark.points(1)
+def test_dropout_probability_accepts_0_up_to_but_not_1():
+    assert dropout_probability("0") == 0.0 and dropout_probability("0.5") == 0.5
+    for bad in ("1", "-0.1", "1.5", "half"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            dropout_probability(bad)

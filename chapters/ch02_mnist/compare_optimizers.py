@@ -15,6 +15,7 @@ from chapters.ch02_mnist import train as ch02
 from common.cli import make_parser, run
 from common.files import atomic_path, write_metrics
 from common.mnist import load_mnist, make_loader, set_epoch
+from common.models import evaluate
 from common.plot import plot_curves
 from common.runtime import seed_everything, set_device
 
@@ -30,11 +31,11 @@ def compare(cfg) -> dict:
     loader = make_loader(data.train_x, data.train_y, cfg.batch_size, shuffle=True, seed=cfg.seed)
     results = {"data_source": data.source}
     for name in OPTIMIZERS:
-        run = ch02.parse_args(["--model", cfg.model, "--optimizer", name, "--lr", str(LR[name]),
+        options = ch02.parse_args(["--model", cfg.model, "--optimizer", name, "--lr", str(LR[name]),
                                "--schedule", "constant", "--epochs", str(cfg.epochs), "--augment", "0"])
         seed_everything(cfg.seed)  # the same initial weights for every optimizer
-        model = ch02.build_model(run)
-        training = ch02.configure(run, model, steps_per_epoch=len(loader))
+        model = ch02.build_model(options)
+        training = ch02.configure(options, model, steps_per_epoch=len(loader))
         losses, accuracies = [], []
         start = time.perf_counter()
         diverged = None
@@ -45,7 +46,7 @@ def compare(cfg) -> dict:
             except ch02.TrainingDiverged as e:
                 diverged = str(e)
                 break
-            accuracies.append(ch02.evaluate(model, data.val_x, data.val_y)["accuracy"])
+            accuracies.append(evaluate(model, data.val_x, data.val_y)["accuracy"])
         results[name] = {"lr": training["lr"], "train_loss": losses, "val_accuracy": accuracies,
                          "seconds": time.perf_counter() - start, "diverged": diverged}
         if diverged:

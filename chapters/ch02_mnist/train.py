@@ -13,17 +13,16 @@ import math
 import sys
 import time
 
-import numpy as np
 import paddle
 import paddle.distributed as dist
 import paddle.nn.functional as F
 
 from common.checkpoint import load_checkpoint, load_state, save_checkpoint, save_state
-from common.cli import make_parser, positive_float, positive_int, run
+from common.cli import dropout_probability, make_parser, positive_float, positive_int, run
 from common.download import DataError
 from common.files import write_metrics
 from common.mnist import load_mnist, make_loader, set_epoch
-from common.models import build_mnist_model, count_parameters
+from common.models import build_mnist_model, count_parameters, evaluate
 from common.plot import plot_curves
 from common.progress import progress
 from common.runtime import seed_everything, set_device
@@ -131,19 +130,6 @@ def configure(cfg, model: paddle.nn.Layer, steps_per_epoch: int) -> dict:
 
 
 # ---- 4. Training loop 训练过程 ----
-@paddle.no_grad()
-def evaluate(model: paddle.nn.Layer, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> dict:
-    """Mean cross-entropy and accuracy of `model` on images x [N, 1, 28, 28], labels y [N], in eval mode."""
-    model.eval()  # BatchNorm uses its running statistics, Dropout passes everything through
-    loss_sum, correct = 0.0, 0
-    for start in range(0, len(y), batch_size):
-        logits = model(paddle.to_tensor(x[start:start + batch_size]))
-        labels = paddle.to_tensor(y[start:start + batch_size])
-        loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
-        correct += (logits.argmax(axis=1) == labels).astype("int64").sum().item()
-    return {"loss": loss_sum / len(y), "accuracy": correct / len(y)}
-
-
 def check_loss(loss_value: float, epoch: int, step: int) -> None:
     if not math.isfinite(loss_value) or loss_value > LOSS_LIMIT:
         raise TrainingDiverged(
@@ -263,7 +249,7 @@ def build_parser():
     parser.add_argument("--schedule", choices=("constant", "onecycle"), default=SCHEDULE,
                         help="learning-rate schedule: constant, or one-cycle (warm up to --lr, then anneal)")
     parser.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty coefficient")
-    parser.add_argument("--dropout", type=float, default=0.0, help="dropout probability (mlp, lenet)")
+    parser.add_argument("--dropout", type=dropout_probability, default=0.0, help="dropout probability (mlp, lenet)")
     parser.add_argument("--batch-norm", action="store_true", help="LeNet with BatchNorm after each conv/hidden linear")
     parser.add_argument("--augment", type=int, default=AUGMENT, help="random shift in pixels (0: no augmentation)")
     parser.add_argument("--val-size", type=positive_int, default=None,
@@ -278,8 +264,6 @@ def build_parser():
 def parse_args(argv):
     parser = build_parser()
     cfg = parser.parse_args(argv)
-    if not 0.0 <= cfg.dropout < 1.0:
-        parser.error(f"--dropout must be in [0, 1), got {cfg.dropout}")
     if cfg.weight_decay < 0:
         parser.error(f"--weight-decay must be >= 0, got {cfg.weight_decay}")
     if not 0 <= cfg.augment <= 8:

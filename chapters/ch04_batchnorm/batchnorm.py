@@ -9,7 +9,6 @@ BatchNorm one still trains.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import time
 
@@ -19,10 +18,10 @@ import paddle.nn.functional as F
 
 from chapters.ch04_batchnorm import numerics
 from common.checkpoint import load_state, save_state
-from common.cli import make_parser, positive_float, positive_int, run
+from common.cli import dropout_probability, make_parser, positive_float, positive_int, run
 from common.files import write_metrics
-from common.mnist import load_mnist, make_loader
-from common.models import LeNet, count_parameters
+from common.mnist import load_mnist, make_loader, set_epoch
+from common.models import LeNet, count_parameters, evaluate
 from common.plot import plot_curves
 from common.runtime import seed_everything, set_device
 
@@ -105,7 +104,7 @@ def train(cfg, model: LeNet, data: dict, training: dict) -> dict:
     loader, optimizer, loss_fn = data["train_loader"], training["optimizer"], training["loss_fn"]
     history = {"loss": [], "val_acc": [], "step_loss": []}
     for epoch in range(training["epochs"]):
-        loader.batch_sampler.set_epoch(epoch)
+        set_epoch(loader, epoch)  # this epoch's shuffle order, the same for every variant
         model.train()  # BatchNorm: normalise with the batch's statistics and update the running ones; Dropout: on
         losses = []
         for images, labels in loader:
@@ -117,20 +116,8 @@ def train(cfg, model: LeNet, data: dict, training: dict) -> dict:
         step_loss = paddle.stack(losses).numpy()  # one device sync per epoch
         history["step_loss"] += step_loss.tolist()
         history["loss"].append(float(step_loss.mean()))
-        history["val_acc"].append(accuracy(model, data["val_x"], data["val_y"]))
+        history["val_acc"].append(evaluate(model, data["val_x"], data["val_y"])["accuracy"])
     return history
-
-
-def accuracy(model: LeNet, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> float:
-    """Share of images x [N, 1, 28, 28] whose argmax logit equals the label y [N], in evaluation mode
-    (BatchNorm uses its running statistics, so each image's prediction does not depend on its batch)."""
-    model.eval()
-    correct = 0
-    with paddle.no_grad():
-        for start in range(0, len(y), batch_size):
-            logits = model(paddle.to_tensor(x[start:start + batch_size]))
-            correct += int((logits.numpy().argmax(axis=1) == y[start:start + batch_size]).sum())
-    return correct / len(y)
 
 
 def run_variant(cfg, data: dict, batch_norm: bool, dropout: bool, high_lr: bool) -> tuple[LeNet, dict, float]:
@@ -176,22 +163,12 @@ def reload_accuracy(cfg, name: str, state_path, data: dict) -> float:
     _, batch_norm, dropout, _ = next(v for v in VARIANTS if v[0] == name)
     model = build_model(cfg, batch_norm=batch_norm, dropout=cfg.dropout if dropout else 0.0)
     model.set_state_dict(load_state(state_path))
-    return accuracy(model, data["val_x"], data["val_y"])
+    return evaluate(model, data["val_x"], data["val_y"])["accuracy"]
 
 
 def finite_or_none(values: list[float]) -> list[float | None]:
     """JSON has no NaN: a diverged loss is written as null."""
     return [v if math.isfinite(v) else None for v in values]
-
-
-def dropout_rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
-    return value
 
 
 def build_parser():
@@ -201,7 +178,7 @@ def build_parser():
                                    "missing, else the offline 5,000-digit subset)")
     parser.add_argument("--high-lr", type=positive_float, default=HIGH_LR,
                         help="the high learning rate at which plain and BatchNorm LeNet are compared")
-    parser.add_argument("--dropout", type=dropout_rate, default=DROPOUT, help="dropout probability of the dropout variant")
+    parser.add_argument("--dropout", type=dropout_probability, default=DROPOUT, help="dropout probability of the dropout variant")
     parser.add_argument("--train-size", type=positive_int, default=TRAIN_SIZE, help="training images used")
     return parser
 
