@@ -12,9 +12,9 @@
     mnist      the MNIST data set: IDX files or the offline 5k subset (chapters 2 and 4)
     models     the MNIST models, LeNet among them (chapters 2 and 4)
     inspector  per-layer shapes, parameters, MACs and FLOPs of any model (chapter 5)
-    grade      run the graded tests, sum their points, write a Gradescope results.json
-    assign     the student version: solutions replaced by TODOs, hidden tests left out
-    new_chapter  start a new task as a copy of a chapter, with its template tests
+
+The instructor's tools live apart, in common/grading/ (grade, assign, new_chapter and the grader's pytest plugin):
+they may import from here, but no chapter imports them.
 
 A chapter shows its lesson (the model, the loop); what is the same everywhere lives here.
 Importing `common` also applies two process-wide settings, which must come before Paddle starts work.

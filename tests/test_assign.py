@@ -1,4 +1,4 @@
-"""The student-version export (common/assign.py) on a small fake repository made here.
+"""The student-version export (common/grading/assign.py) on a small fake repository made here.
 
 Round trip: the exported code parses, its tests fail (score 0) on the TODO parts, the reference scores full marks.
 """
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from common import assign, grade
+from common.grading import assign, grade
 
-GRADED = False  # the course tooling's own tests are not part of a student's grade (see common/grade.py)
+GRADED = False  # the course tooling's own tests are not part of a student's grade (see common/grading/grade.py)
 pytestmark = pytest.mark.points(1)
 
 MODEL = '''

@@ -1,4 +1,4 @@
-"""The grader (common/grade.py) on small fake submissions made here: plain Python, no Paddle, so each child is quick.
+"""The grader (common/grading/grade.py) on small fake submissions made here: plain Python, no Paddle, so each child is quick.
 
 One fake course holds every misbehaviour at once (wrong shape, syntax error, import-time crash, infinite loops,
 sys.exit, os._exit, a forged results.json and forged report lines) and is graded once; each test then checks
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from common import grade
+from common.grading import grade
 
-GRADED = False  # see common/grade.py: modules that set this are left out of `python -m common.grade`
+GRADED = False  # see common/grading/grade.py: modules that set this are left out of `python -m common.grading.grade`
 pytestmark = pytest.mark.points(1)
 TIMEOUT = 0.5  # seconds per test in the fake runs
 

@@ -1,4 +1,4 @@
-"""The chapter scaffold (common/new_chapter.py): copies of chapter 1 and of a tiny fake chapter, made in a temporary
+"""The chapter scaffold (common/grading/new_chapter.py): copies of chapter 1 and of a tiny fake chapter, made in a temporary
 repository, whose template tests pass at once (graded in one child process)."""
 import shutil
 import sys
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from common import new_chapter
+from common.grading import new_chapter
 
-GRADED = False  # the course tooling's own tests are not part of a student's grade (see common/grade.py)
+GRADED = False  # the course tooling's own tests are not part of a student's grade (see common/grading/grade.py)
 pytestmark = pytest.mark.points(1)
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,5 @@
 """Every chapter keeps the five-step template (see ../shared/CONVENTIONS.md), so it cannot silently erode."""
+import ast
 import importlib
 import sys
 from pathlib import Path
@@ -30,3 +31,15 @@ def test_chapter_exposes_the_five_steps(chapter):
 def test_chapter_has_a_readme(chapter):
     readme = CHAPTERS_DIR / chapter / "README.md"
     assert readme.is_file() and readme.stat().st_size > 200, f"{readme} is missing or empty"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_does_not_import_the_instructor_tools(chapter):
+    # A lesson does not know it is graded: common/grading/ is the instructor's, and is not shipped with every copy.
+    offenders = []
+    for path in sorted((CHAPTERS_DIR / chapter).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            offenders += [f"{path.name}: {n}" for n in names if n == "common.grading" or n.startswith("common.grading.")]
+    assert not offenders, f"chapter code imports the grading tools: {offenders}"

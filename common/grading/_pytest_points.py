@@ -1,4 +1,4 @@
-"""The pytest plugin that `python -m common.grade` loads into its child pytest process. Not for direct use.
+"""The pytest plugin that `python -m common.grading.grade` loads into its child pytest process. Not for direct use.
 
 The grader copies this file into a private temporary folder under a name no submission ships and loads it with
 `-p`, so a student cannot swap in an edited copy. It reports, one JSON line per event, to a file the grader owns:

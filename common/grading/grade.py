@@ -1,9 +1,9 @@
 """Grade the course's tests: points per chapter, and a Gradescope `results.json`.
 
-    python -m common.grade                                  # every test file in tests/
-    python -m common.grade ch01_house_price ch02            # chosen chapters (or test files / folders)
-    python -m common.grade --submission SUB --tests TESTS --json /autograder/results/results.json
-    python -m common.grade --submission SUB --starter STUDENT_VERSION --tests TESTS   # only SUB's chapters/ count
+    python -m common.grading.grade                                  # every test file in tests/
+    python -m common.grading.grade ch01_house_price ch02            # chosen chapters (or test files / folders)
+    python -m common.grading.grade --submission SUB --tests TESTS --json /autograder/results/results.json
+    python -m common.grading.grade --submission SUB --starter STUDENT_VERSION --tests TESTS   # only SUB's chapters/ count
 
 What counts: every test with a `@pytest.mark.points(n)` marker, except those in a test module that sets
 `GRADED = False` at module level (the course tooling's own tests do). `@pytest.mark.visibility("hidden" |
@@ -23,7 +23,7 @@ Student code is hostile by accident and sometimes on purpose, so:
 - a test module that fails to import (syntax error, crash at import) scores its tests 0 and the rest still run;
 - `sys.exit()` in a test fails that test; `os._exit()` or a crash ends the child, the test in progress scores 0 and
   the rest are run in a fresh child;
-- the child only reports outcomes, through a private file with a per-run nonce (see common/_pytest_points.py);
+- the child only reports outcomes, through a private file with a per-run nonce (see common/grading/_pytest_points.py);
   points are summed here, and a test that does not report exactly once, in order, scores 0;
 - the JSON is always written, also when pytest cannot start (then every test scores 0, with pytest's output).
 It is not a sandbox. These defences stop accidents and casual forgery (writing a results.json, printing or writing
@@ -49,7 +49,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.assign import source_files
+from common.grading.assign import source_files
 from common.files import write_json
 
 PLUGIN_SOURCE = Path(__file__).with_name("_pytest_points.py")
@@ -607,7 +607,7 @@ def _inside(path: Path, folder: Path) -> bool:
 
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m common.grade",
+        prog="python -m common.grading.grade",
         description="Run the graded tests, print points per chapter, write a Gradescope results.json.",
     )
     p.add_argument("paths", nargs="*", help="chapters (ch01_house_price, ch01) or test files/folders; default: all")
@@ -618,7 +618,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--tests", type=Path, default=None,
                    help="the instructor's tests folder; the submission's own tests are then ignored")
     p.add_argument("--starter", type=Path, default=None,
-                   help="a clean student version (python -m common.assign export): only the submission's chapters/ "
+                   help="a clean student version (python -m common.grading.assign export): only the submission's chapters/ "
                         "files are laid over a copy of it, the rest of the submission is ignored")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                    help=f"seconds per test, 0 for no limit (default: {DEFAULT_TIMEOUT:g})")
@@ -635,7 +635,7 @@ def main(argv: list[str] | None = None) -> dict:
         if not submission.is_dir():
             parser.error(f"--submission {submission} is not a folder")
         if args.starter is not None and not (args.starter / "chapters").is_dir():
-            parser.error(f"--starter {args.starter} has no chapters/ folder (make one: python -m common.assign export)")
+            parser.error(f"--starter {args.starter} has no chapters/ folder (make one: python -m common.grading.assign export)")
         tests_dir = args.tests or (args.starter or submission) / "tests"
         if not tests_dir.is_dir():
             parser.error(f"no tests folder at {tests_dir}")
@@ -667,7 +667,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 def _default_submission() -> Path:
     here = Path.cwd()
-    return here if (here / "tests").is_dir() else Path(__file__).resolve().parent.parent
+    return here if (here / "tests").is_dir() else Path(__file__).resolve().parents[2]
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Start a new task from a chapter: copy it, rename it, and get template tests that pass at once.
 
-    python -m common.new_chapter ch06_flowers --from ch02_mnist
+    python -m common.grading.new_chapter ch06_flowers --from ch02_mnist
 
 makes chapters/ch06_flowers/ (the source chapter's files with `chapters.ch02_mnist` and the name `ch02_mnist`
 rewritten; the script file names stay, so `train.py` is still where the five steps live), a README.md stub that
@@ -27,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 STEPS = ("load_data", "build_model", "configure", "train", "save", "main")
 TEXT_SUFFIXES = {".py", ".md", ".txt", ".json", ".yaml", ".yml", ".cfg", ".toml"}
 SKIP = {"__pycache__", ".pytest_cache", "README.md"}
@@ -78,14 +78,14 @@ def copy_chapter(source: Path, target: Path, old: str, new: str) -> list[Path]:
         written.append(dest)
     init = target / "__init__.py"
     init.write_text(f'"""{new}: <one line: the task, in English and 中文>. Started from {old} '
-                    f'(python -m common.new_chapter)."""\n', encoding="utf-8")
+                    f'(python -m common.grading.new_chapter)."""\n', encoding="utf-8")
     return written
 
 
 def readme_stub(name: str, source: str, script: str) -> str:
     return f"""# {name}
 
-Started from `{source}` with `python -m common.new_chapter {name} --from {source}`. The code still does what
+Started from `{source}` with `python -m common.grading.new_chapter {name} --from {source}`. The code still does what
 {source} does; change the bodies of the five steps in `{script}.py` and keep the skeleton, so that whoever knows
 one chapter knows this one.
 
@@ -197,7 +197,7 @@ def run_tiny(script_module, args: list[str], out: Path) -> dict:
 
 def template_tests(name: str, source: str, args: list[str], seen: dict) -> str:
     measured = "parameters" in seen
-    text = f'''"""Template tests for chapters/{name} (made by `python -m common.new_chapter {name} --from {source}`).
+    text = f'''"""Template tests for chapters/{name} (made by `python -m common.grading.new_chapter {name} --from {source}`).
 
 They pass for the copy as it is. Keep them passing as you change the five steps: TINY_ARGS make a run take
 seconds; the shapes and the parameter count were measured on {source}'s model, so update them with your model.
@@ -313,7 +313,7 @@ def scaffold(name: str, source: str, root: Path = REPO) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
-    parser = argparse.ArgumentParser(prog="python -m common.new_chapter",
+    parser = argparse.ArgumentParser(prog="python -m common.grading.new_chapter",
                                      description="Copy a chapter into chapters/NAME with template tests.")
     parser.add_argument("name", help="the new chapter's folder and package name, e.g. ch06_flowers")
     parser.add_argument("--from", dest="source", required=True, help="the chapter to copy, e.g. ch02_mnist")

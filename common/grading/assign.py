@@ -1,7 +1,7 @@
 """Student versions of the repository: solutions out, TODOs in, hidden tests left out.
 
-    python -m common.assign export --out DIR [--chapters ch01_house_price ...]
-    python -m common.assign check                 # list the solution regions, fail on a bad marker
+    python -m common.grading.assign export --out DIR [--chapters ch01_house_price ...]
+    python -m common.grading.assign check                 # list the solution regions, fail on a bad marker
 
 In chapter code (`chapters/**.py`) the instructor marks what students write:
 
@@ -22,7 +22,7 @@ BEGIN, and an export that does not parse are errors naming the file and line.
 Hidden tests: in `tests/`, a test function or class marked `@pytest.mark.visibility("hidden")` is removed from its
 file (decorators included), and a test file whose module-level `pytestmark` says hidden is left out whole.
 Hiding works at that granularity only: a hidden case inside a parametrize list is not removed, so give hidden cases
-a function of their own. The grader runs hidden tests from the instructor's copy (`python -m common.grade --tests`).
+a function of their own. The grader runs hidden tests from the instructor's copy (`python -m common.grading.grade --tests`).
 
 The copy leaves out what git ignores here (caches, runs/, data downloads, build outputs) and the .git folder.
 With --chapters, only those chapters (and their tests/test_<chapter>.py) are exported.
@@ -343,8 +343,8 @@ def check(root: Path) -> list[tuple[str, Region]]:
 # ---- command line ----
 
 def make_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m common.assign", description="Make the student version of the course.")
-    p.add_argument("--root", type=Path, default=Path(__file__).resolve().parent.parent,
+    p = argparse.ArgumentParser(prog="python -m common.grading.assign", description="Make the student version of the course.")
+    p.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[2],
                    help="the repository with the solutions (default: this one)")
     sub = p.add_subparsers(dest="command", required=True)
     ex = sub.add_parser("export", help="copy the repository with solutions replaced by TODOs and hidden tests removed")
