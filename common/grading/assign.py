@@ -41,10 +41,12 @@ What is copied (source_files):
   and tests/ are listed, so that a forgotten `git add` shows;
 - elsewhere, an allowlist: the top-level ALLOWED_TOP_FILES, and under ALLOWED_DIRS the files whose suffix is in
   ALLOWED_SUFFIXES, hidden names (.env, .ipynb_checkpoints) excluded.
-Either way caches, runs/, data downloads and symlinks stay behind, and so does INSTRUCTOR_ONLY: common/grading/
-and the tests of those tools. Students need not grade themselves: their check is plain `pytest`, and the score comes
-from the instructor's grader, which has the hidden tests. With --chapters, only those chapters (and their
-tests/test_<chapter>*.py) are exported.
+Either way caches, runs/, data downloads and symlinks stay behind, and so does INSTRUCTOR_ONLY: the tests of the
+instructor's tools (they test the grader, the export, the scaffold and the README generator, not a student's work;
+the scaffold's test even fails in a copy with TODOs). common/grading/ itself ships: tests/conftest.py takes the
+partial-credit fixture from it, and a student may run the grader on their own copy to see the visible points
+(the real score comes from the instructor's run, with the hidden tests and only the submission's chapters/ taken).
+With --chapters, only those chapters (and their tests/test_<chapter>*.py) are exported.
 
 The export adds a root `conftest.py` (GUARD_CONFTEST): pytest in the student copy imports `chapters` and `common`
 from the copy or not at all, so an installed copy of the course (pip install -e of the instructor's repository)
@@ -86,8 +88,9 @@ ALLOWED_TOP_FILES = ("README.md", "requirements.txt", "pyproject.toml", ".gitign
 ALLOWED_DIRS = ("chapters", "common", "tests")
 ALLOWED_SUFFIXES = {".py", ".md", ".txt", ".toml", ".cfg", ".ini", ".json", ".yaml", ".yml", ".ipynb", ".csv",
                     ".png", ".jpg", ".jpeg", ".svg"}
-# The instructor's tools and their tests: never in a student copy (fnmatch patterns on the relative path).
-INSTRUCTOR_ONLY = ("common/grading/*", "tests/test_assign*.py", "tests/test_grade*.py", "tests/test_new_chapter*.py")
+# The tests of the instructor's tools: never in a student copy (fnmatch patterns on the relative path). The README
+# tool's test too: it checks that the READMEs show what the reference prints, which a copy with TODOs cannot.
+INSTRUCTOR_ONLY = ("tests/test_assign*.py", "tests/test_grade*.py", "tests/test_new_chapter*.py", "tests/test_docs*.py")
 TOOLS_ROOT = Path(__file__).resolve().parents[2]  # the repository these tools run from (the grader runs from here)
 GUARD_CONFTEST = '''\
 """Written by `python -m common.grading.assign export`: pytest here tests this copy's code and nothing else.
@@ -442,7 +445,8 @@ def _git(root: Path, *args: str) -> list[Path] | None:
         message = proc.stderr.decode("utf-8", "replace").strip()
         if "not a git repository" in message:
             return None
-        raise ValueError(f"git {' '.join(args)} failed in {root}: {message.splitlines()[-1] if message else proc.returncode}")
+        said = message.splitlines()[-1] if message else f"exit code {proc.returncode}"
+        raise ValueError(f"git {' '.join(args)} failed in {root}: {said}")
     return [Path(p) for p in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if p]
 
 
@@ -467,7 +471,7 @@ def allowlisted_files(root: Path) -> list[Path]:
 
 
 def _chapter_of_test(name: str, chapters: set[str]) -> str | None:
-    """The chapter a test file belongs to: test_ch02_mnist.py, test_ch02_mnist_photos.py, test_ch02_bench.py -> ch02_mnist."""
+    """The chapter a test file is about: test_ch02_mnist.py, test_ch02_mnist_photos.py, test_ch02_x.py -> ch02_mnist."""
     stem = name.removesuffix(".py")
     if not stem.startswith("test_"):
         return None
