@@ -43,8 +43,8 @@ What is copied (source_files):
   ALLOWED_SUFFIXES, hidden names (.env, .ipynb_checkpoints) excluded.
 Either way caches, runs/, data downloads and symlinks stay behind, and so does INSTRUCTOR_ONLY: the tests of the
 instructor's tools (they test the grader, the export, the scaffold and the README generator, not a student's work;
-the scaffold's test even fails in a copy with TODOs). common/grading/ itself ships: tests/conftest.py takes the
-partial-credit fixture from it, and a student may run the grader on their own copy to see the visible points
+the scaffold's test errors in a copy with TODOs). common/grading/ itself ships: tests/conftest.py may take fixtures
+from it (partial credit), and a student may run the grader on their own copy to see the visible points
 (the real score comes from the instructor's run, with the hidden tests and only the submission's chapters/ taken).
 With --chapters, only those chapters (and their tests/test_<chapter>*.py) are exported.
 
