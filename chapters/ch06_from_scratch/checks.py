@@ -1,6 +1,6 @@
 """Every hand-written piece of the chapter against an independent computation: finite differences or Paddle.
 
-    gradient_check_numeric(activation)   hand backward vs central finite differences, float64, every parameter entry
+    gradient_check_numeric(activation)   hand gradients vs central finite differences, float64, every parameter entry
     gradient_check_autograd(activation)  hand backward vs Paddle's loss.backward() on the same weights and batch
     cross_entropy_check()                numpy cross-entropy vs paddle.nn.functional.cross_entropy (mean, per sample)
     optimizer_match(name)                numpy optimizer vs paddle.optimizer.*, 20 steps on the same gradients
@@ -55,18 +55,32 @@ def small_problem(activation: str, *, inputs=12, hidden=7, classes=5, n=8, seed=
 
 # ---- gradients 梯度 ----
 
-def gradient_check_numeric(activation: str, *, wd: float = 0.01, h: float = 1e-6, seed: int = 0) -> dict:
-    """Hand gradients of mean cross-entropy + wd * sum(W**2) vs central differences (L(p+h) - L(p-h)) / 2h.
+def gradient_check_numeric(activation: str, *, loss: str = "cross_entropy", wd: float = 0.01, h: float = 1e-6,
+                           seed: int = 0) -> dict:
+    """Hand gradients vs central differences (L(p + h) - L(p - h)) / 2h, float64, every entry of every parameter.
 
-    float64 throughout; every entry of every parameter is perturbed. Returns per parameter and overall the
-    largest relative error, max |hand - numeric| / max |gradient|: ~1e-9 when right, ~1 when a term is wrong.
-    A ReLU kink between p - h and p + h would spoil one entry; with random inputs that has probability ~1e-6.
+    loss "cross_entropy": the training objective, mean cross-entropy + wd * sum(W**2) (backward, the loss's
+    gradient and the penalty's together). loss "probe": L = sum(logits * R) for a fixed random R, whose
+    dL/dlogits is R: the backward pass alone, whatever the loss code does.
+    Returns per parameter and overall the largest relative error, max |hand - numeric| / max |gradient|:
+    ~1e-9 when right, ~1 when a term is wrong. A ReLU kink between p - h and p + h would spoil one entry;
+    with random inputs that has probability ~1e-6.
     """
     model, x, labels = small_problem(activation, seed=seed)
-    _, grads, _ = loss_and_gradients(model, x, labels, wd)
+    if loss == "cross_entropy":
+        _, grads, _ = loss_and_gradients(model, x, labels, wd)
 
-    def loss() -> float:
-        return cross_entropy(model.forward(x), labels) + l2_penalty(model.params, wd)
+        def objective() -> float:
+            return cross_entropy(model.forward(x), labels) + l2_penalty(model.params, wd)
+    elif loss == "probe":
+        probe = np.random.default_rng(seed + 1).normal(size=(len(x), model.params["b2"].size))
+        model.forward(x)
+        grads = model.backward(probe)
+
+        def objective() -> float:
+            return float(np.sum(model.forward(x) * probe))
+    else:
+        raise ValueError(f"loss must be cross_entropy or probe, not {loss!r}")
 
     errors = {}
     for name, p in model.params.items():
@@ -74,9 +88,9 @@ def gradient_check_numeric(activation: str, *, wd: float = 0.01, h: float = 1e-6
         for i in np.ndindex(p.shape):
             saved = p[i]
             p[i] = saved + h
-            up = loss()
+            up = objective()
             p[i] = saved - h
-            down = loss()
+            down = objective()
             p[i] = saved
             numeric[i] = (up - down) / (2 * h)
         errors[name] = relative_error(grads[name], numeric)
