@@ -160,9 +160,10 @@ def train_one_epoch(cfg, model: MLP, data: dict, training: dict, epoch: int, his
     for key, value in (("train_loss", loss_sum / len(y)), ("train_accuracy", correct / len(y)),
                        ("val_loss", val["loss"]), ("val_accuracy", val["accuracy"]), ("lr", optimizer.lr)):
         history[key].append(value)
-    print(f"epoch {epoch + 1:2d}/{cfg.epochs}  train loss {history['train_loss'][-1]:.4f} "
-          f"acc {history['train_accuracy'][-1]:.4f}  val loss {val['loss']:.4f} acc {val['accuracy']:.4f}  "
-          f"lr {optimizer.lr:.2e}", flush=True)
+    if epoch < 5 or (epoch + 1) % 5 == 0 or epoch + 1 == cfg.epochs:  # the first five, then every fifth
+        print(f"epoch {epoch + 1:2d}/{cfg.epochs}  train loss {history['train_loss'][-1]:.4f} "
+              f"acc {history['train_accuracy'][-1]:.4f}  val loss {val['loss']:.4f} acc {val['accuracy']:.4f}  "
+              f"lr {optimizer.lr:.2e}", flush=True)
 
 
 # ---- 5. Save 保存模型 ----
@@ -182,7 +183,8 @@ def save(cfg, model: MLP, data: dict, history: dict, demos: dict) -> dict:
     paddle_logits = net(paddle.to_tensor(x)).numpy()
     paths = {"weights": weights}
     if cfg.figures:
-        paths["loss"] = plot_curves({"train (with weight decay)": history["train_loss"],
+        train_label = "train (augmented" + (", + weight-decay penalty)" if cfg.weight_decay else ")")
+        paths["loss"] = plot_curves({train_label: history["train_loss"],
                                      "validation": history["val_loss"]}, cfg.out / "loss.png",
                                     title=f"numpy MLP 784-{cfg.hidden}-10 ({cfg.activation}, {cfg.optimizer})",
                                     ylabel="cross-entropy", logy=True)
@@ -289,11 +291,11 @@ def main(argv: list[str] | None = None) -> dict:
     device = set_device(cfg.device)  # for the Paddle side of the checks; the numpy network runs on the CPU
     data = load_data(cfg)
     n_train, n_val, n_test = len(data["train_y"]), len(data["val_y"]), len(data["test_y"])
-    print(f"data: {data['source']}\n      split 6:2:2 -> train {n_train}, validation {n_val}, test {n_test}; "
-          f"x [N, 784] standardised")
-    codes = one_hot(data["train_y"][:3], 10)
-    print(f"one-hot 独热编码: labels {data['train_y'][:3].tolist()} -> {codes.astype(int).tolist()} -> back "
-          f"{from_one_hot(codes).tolist()}")
+    print(f"data: {data['source']}\n      all of it split 6:2:2 here (so the subset gets a test set too): "
+          f"train {n_train}, validation {n_val}, test {n_test}; x [N, 784] standardised")
+    code = one_hot(data["train_y"][:1], 10)
+    print(f"one-hot 独热编码: label {data['train_y'][0]} -> {code[0].astype(int).tolist()} -> back "
+          f"{from_one_hot(code)[0]}")
 
     check_results = run_checks()
     print_checks(check_results)
