@@ -224,6 +224,14 @@ def test_training_lowers_the_loss_clearly(small_data):
     assert len(history["train_loss"]) == 3 and history["train_loss"][-1] < history["train_loss"][0]
 
 
+@pytest.mark.points(1)
+def test_a_blown_up_loss_stops_training_with_a_hint(small_data):
+    cfg = config("--train-size", "512", "--epochs", "1", "--optimizer", "sgd", "--lr", "50")
+    model = ch06.build_model(cfg)
+    with pytest.raises(ch06.TrainingDiverged, match="lower --lr"):
+        ch06.train(cfg, model, small_data, ch06.configure(cfg, model))
+
+
 @pytest.mark.points(2)
 def test_saved_weights_reload_into_numpy_and_paddle(tmp_path):
     cfg = config("--out", str(tmp_path), "--hidden", "16", "--activation", "sigmoid")

@@ -20,7 +20,8 @@ import paddle
 from threadpoolctl import threadpool_limits
 
 from chapters.ch06_from_scratch import approximation, bowl, checks
-from chapters.ch06_from_scratch.network import ACTIVATIONS, MLP, cross_entropy, from_one_hot, loss_and_gradients, one_hot
+from chapters.ch06_from_scratch.network import (ACTIVATIONS, MLP, cross_entropy, from_one_hot, l2_penalty,
+                                               loss_and_gradients, one_hot)
 from chapters.ch06_from_scratch.optimizers import OPTIMIZERS, make_optimizer
 from common.cli import make_parser, positive_float, positive_int, run
 from common.download import DataError
@@ -40,6 +41,8 @@ LR_DECAY = 0.92  # learning rate of epoch e: lr * 0.92^e (学习率衰减), 0.04
 AUGMENT = 2  # random shifts of up to 2 pixels (数据增强): the subset's 3,000 training images are few
 SPLIT = (0.6, 0.2, 0.2)  # train / validation / test
 WEIGHTS_FILE = "weights.npz"
+# Cross-entropy of 10 classes starts near ln 10 = 2.3 and falls; a batch above this means the steps blew it up.
+LOSS_LIMIT = 20.0
 
 
 class TrainingDiverged(RuntimeError):
@@ -150,9 +153,10 @@ def train_one_epoch(cfg, model: MLP, data: dict, training: dict, epoch: int, his
         batch = order[start:start + cfg.batch_size]
         xb = shift_batch(x[batch], cfg.augment, rng)
         loss, grads, logits = loss_and_gradients(model, xb, y[batch], training["weight_decay"])  # forward, backward
-        if not math.isfinite(loss):
-            raise TrainingDiverged(f"loss is {loss} in epoch {epoch + 1}: training diverged; lower --lr "
-                                   f"(now {optimizer.lr:g}) by 10x")
+        data_loss = loss - l2_penalty(model.params, training["weight_decay"]) if training["weight_decay"] else loss
+        if not math.isfinite(data_loss) or data_loss > LOSS_LIMIT:
+            raise TrainingDiverged(f"cross-entropy is {data_loss:.4g} in epoch {epoch + 1}: training diverged; "
+                                   f"lower --lr (now {optimizer.lr:g}) by 10x")
         optimizer.step(model.params, grads)  # update
         loss_sum += loss * len(batch)
         correct += int((logits.argmax(axis=1) == y[batch]).sum())
