@@ -24,7 +24,6 @@ from chapters.ch06_from_scratch.network import (ACTIVATIONS, MLP, cross_entropy,
                                                loss_and_gradients, one_hot)
 from chapters.ch06_from_scratch.optimizers import OPTIMIZERS, make_optimizer
 from common.cli import make_parser, positive_float, positive_int, run
-from common.download import DataError
 from common.files import atomic_path, write_metrics
 from common.mnist import BLANK, load_mnist, stratified_split
 from common.plot import plot_curves
