@@ -111,7 +111,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if action.default in (None, False, True, argparse.SUPPRESS) or "default" in text:
+        on_off_flag = isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction))
+        if action.default is None or action.default is argparse.SUPPRESS or on_off_flag or "default" in text:
             return text
         return super()._get_help_string(action)
 
