@@ -213,8 +213,11 @@ def verify_export(prefix: str | os.PathLike) -> Path:
     recover_dir(prefix.parent)  # a swap that a kill interrupted: the old export is complete
     sums = prefix.parent / SUMS_FILE
     retrain = "export it again: rerun the training command (the same --out replaces it)"
-    if not any(prefix.parent.glob(prefix.name + ".pdiparams")):
+    params = prefix.with_name(prefix.name + ".pdiparams")
+    if not params.is_file():
         raise DataError(f"no exported model at {prefix}(.json/.pdmodel + .pdiparams): {retrain}")
+    if params.stat().st_size == 0:  # paddle.jit.load would accept it and run a model without weights
+        raise DataError(f"the exported model's weights {params} are an empty file: {retrain}")
     if not sums.is_file():
         return prefix  # exported before checksums were written: paddle.jit.load's own checks only
     for line in sums.read_text(encoding="utf-8", errors="replace").splitlines():

@@ -160,7 +160,7 @@ def _first_non_finite(obj, where="") -> str | None:
     else:
         return None
     for key, value in items:
-        found = _first_non_finite(value, f"{where}[{key!r}]" if where else repr(key))
+        found = _first_non_finite(value, f"{where}[{key!r}]" if where else str(key))
         if found:
             return found
     return None
@@ -201,26 +201,27 @@ def check_out_dir(path: str | os.PathLike, option: str = "--out") -> Path:
     existing parent, where the folder will be made).
     """
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise OutputError(f"{option} {path} is a file, not a folder: choose a folder name (or move the file)")
-    parent = path
-    while not parent.exists():
-        if parent.parent == parent:
-            break
-        parent = parent.parent
-    if parent.exists() and not parent.is_dir():
-        raise OutputError(f"{option} {path} lies under {parent}, which is a file: choose a folder elsewhere")
     try:
+        if path.exists() and not path.is_dir():
+            raise OutputError(f"{option} {path} is a file, not a folder: choose a folder name (or move the file)")
+        parent = path
+        while not parent.exists():
+            if parent.parent == parent:
+                break
+            parent = parent.parent
+        if parent.exists() and not parent.is_dir():
+            raise OutputError(f"{option} {path} lies under {parent}, which is a file: choose a folder elsewhere")
         fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=parent)
         os.close(fd)
         os.unlink(probe)
-    except OSError as e:
-        raise OutputError(f"{option} {path}: cannot write in {parent} ({e.strerror or e}); "
+    except OSError as e:  # permissions (stat of a folder we may not enter, too), a read-only disk, ...
+        raise OutputError(f"{option} {path}: cannot write in {e.filename or path} ({e.strerror or e}); "
                           "choose a folder you can write to") from e
     return path
 
 
-_held_locks: dict[str, object] = {}
+_held_locks: dict[str, object] = {}  # folder -> open lock file, oldest first
+MAX_HELD_LOCKS = 16
 
 
 def _lock_file(path: Path) -> Path:
@@ -264,7 +265,9 @@ def lock_run_dir(path: str | os.PathLike) -> None:
     f.truncate()
     f.write(str(os.getpid()))
     f.flush()
-    _held_locks[key] = f  # kept open (and so locked) until the process ends
+    _held_locks[key] = f  # kept open (and so locked) until the process ends...
+    while len(_held_locks) > MAX_HELD_LOCKS:  # ...or until it has started many later runs (tests, benchmarks)
+        _held_locks.pop(next(iter(_held_locks))).close()
 
 
 def unlock_run_dir(path: str | os.PathLike) -> None:

@@ -89,7 +89,8 @@ def parse_idx(path: str | os.PathLike) -> np.ndarray:
         with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
             raw = f.read()
     except (OSError, EOFError) as e:  # gzip raises these for truncated or non-gzip files
-        raise DataError(f"cannot read IDX file {path}: {e}") from e
+        raise DataError(f"cannot read IDX file {path}: {e}; replace it with the official file from {URL_PREFIX}"
+                        ) from e
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
         raise DataError(f"{path} is not an IDX file (bad magic number {raw[:4].hex() or 'empty'}); "
                         f"get the official files from {URL_PREFIX}")
