@@ -25,7 +25,7 @@ import numpy as np
 import paddle
 
 from common.download import DataError
-from common.files import atomic_dir, atomic_path, recover_dir, sha256_of
+from common.files import atomic_dir, atomic_path, pid_alive, recover_dir, sha256_of
 
 TRAILER_TAG = b"\nCOURSE-SHA256:"
 TRAILER_SIZE = len(TRAILER_TAG) + 64 + 1
@@ -202,9 +202,18 @@ def export_inference_model(model, folder: str | os.PathLike, input_spec, name: s
             paddle.jit.save(model, str(tmp / name), input_spec=input_spec)
             _write_sums(tmp)
     finally:
-        scratch = Path(os.path.expanduser("~/.cache")) / "paddle" / "to_static_tmp" / str(os.getpid())
-        shutil.rmtree(scratch, ignore_errors=True)
+        remove_paddle_scratch()
     return folder / name
+
+
+def remove_paddle_scratch() -> None:
+    """Delete ~/.cache/paddle/to_static_tmp/<pid>/ of this process and of dead ones (runs that were killed)."""
+    scratch = Path(os.path.expanduser("~/.cache")) / "paddle" / "to_static_tmp"
+    if not scratch.is_dir():
+        return
+    for folder in scratch.iterdir():
+        if folder.name.isdigit() and (int(folder.name) == os.getpid() or not pid_alive(int(folder.name))):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def verify_export(prefix: str | os.PathLike) -> Path:

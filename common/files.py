@@ -32,7 +32,8 @@ class NonFiniteError(ValueError):
 
 # ---- temporary names: .<name>.<pid>.<random>.part beside the target ----
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists (on Windows: assumed so)."""
     if pid == os.getpid():
         return True
     if os.name == "nt":  # no cheap liveness test without extra packages: keep the file
@@ -61,7 +62,7 @@ def remove_stale_parts(path: str | os.PathLike) -> list[Path]:
         if not (name.startswith(prefix) and name.endswith(PART_SUFFIX)):
             continue
         pid = name[len(prefix):].split(".", 1)[0]
-        if pid.isdigit() and _pid_alive(int(pid)):
+        if pid.isdigit() and pid_alive(int(pid)):
             continue
         with contextlib.suppress(OSError):
             shutil.rmtree(part) if part.is_dir() and not part.is_symlink() else part.unlink()
