@@ -216,7 +216,9 @@ def check_out_dir(path: str | os.PathLike, option: str = "--out") -> Path:
         os.close(fd)
         os.unlink(probe)
     except OSError as e:  # permissions (stat of a folder we may not enter, too), a read-only disk, ...
-        raise OutputError(f"{option} {path}: cannot write in {e.filename or path} ({e.strerror or e}); "
+        where = Path(e.filename) if e.filename else path
+        where = where.parent if where.name.startswith(".write-test.") else where
+        raise OutputError(f"{option} {path}: cannot write in {where} ({e.strerror or e}); "
                           "choose a folder you can write to") from e
     return path
 

@@ -188,45 +188,80 @@ def test_help_names_offline_and_debug_and_each_default_once(chapter, capsys):
         assert "downloads nothing" in text  # where --offline applies is said, not left to guess
 
 
-@pytest.mark.points(1)
-def test_out_that_cannot_be_written_is_one_line(tmp_path):
-    """A read-only folder. Root may write anywhere, so as root the check runs in a forked child that has
-    dropped to user nobody (the interpreter itself may not be readable by nobody, so no new process)."""
-    import tempfile
-    base = Path(tempfile.mkdtemp())  # not under tmp_path, whose parents only root may enter
-    os.chmod(base, 0o755)
-    ro = base / "ro"
-    ro.mkdir(mode=0o555)
-
-    def check() -> str:
-        try:
-            files.check_out_dir(ro / "run")
-        except files.OutputError as e:
-            return str(e)
-        return "no error"
-
+def as_unprivileged(check) -> str:
+    """check() -> str, run as an ordinary user: root may read and write anywhere, so as root it runs in a forked
+    child that has dropped to user nobody (no new interpreter: nobody may not be able to read this one)."""
     if os.geteuid() != 0:
-        message = check()
-    else:
-        import pwd
-        reader, writer = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: drop privileges, check, report, and leave without running any cleanup
-            try:
-                os.close(reader)
-                os.setgid(pwd.getpwnam("nobody").pw_gid)
-                os.setuid(pwd.getpwnam("nobody").pw_uid)
-                os.write(writer, check().encode())
-            finally:
-                os._exit(0)
-        os.close(writer)
-        with os.fdopen(reader, "rb") as f:
-            message = f.read().decode()
-        os.waitpid(pid, 0)
-    assert "cannot write in" in message and "choose a folder you can write to" in message, message
-    assert list(ro.iterdir()) == []
-    os.chmod(ro, 0o755)
+        return check()
+    import pwd
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: drop privileges, check, report, and leave without running any cleanup
+        try:
+            signal.alarm(20)  # a child that hangs dies, and the test fails instead of hanging
+            os.close(reader)
+            os.setgid(pwd.getpwnam("nobody").pw_gid)
+            os.setuid(pwd.getpwnam("nobody").pw_uid)
+            os.write(writer, check().encode())
+        finally:
+            os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader, "rb") as f:
+        message = f.read().decode()
+    os.waitpid(pid, 0)
+    return message
+
+
+@pytest.fixture
+def locked_down():
+    """A folder all users may enter (unlike tmp_path's parents), holding a read-only folder `ro` and a file
+    `secret` that only its owner may read... after the owner has made it unreadable."""
+    import tempfile
+    base = Path(tempfile.mkdtemp())
+    os.chmod(base, 0o755)
+    (base / "ro").mkdir(mode=0o555)
+    yield base
+    os.chmod(base / "ro", 0o755)
     shutil.rmtree(base)
+
+
+def message_of(call) -> str:
+    try:
+        result = call()
+    except (DataError, files.OutputError) as e:
+        return f"error: {e}"
+    return f"no error: {result}"
+
+
+@pytest.mark.points(2)
+@pytest.mark.parametrize("case, expected", [
+    ("out_read_only", "cannot write in"),
+    ("cache_read_only", "no error: offline fallback"),
+    ("unreadable_data", "cannot read"),
+    ("unreadable_image", "cannot read"),
+])
+def test_permissions_are_one_line_or_a_fallback(case, expected, locked_down, monkeypatch):
+    import mlxtend  # noqa: F401  (imported before the fork, as a run would have)
+    base, ro = locked_down, locked_down / "ro"
+    secret = base / "secret"
+    if case == "unreadable_data":
+        write_housing(secret, housing_rows())
+    elif case == "unreadable_image":
+        secret.write_bytes(png_declaring(8, 8))
+    os.chmod(base, 0o755)
+    if secret.exists():
+        os.chmod(secret, 0o000)
+    monkeypatch.setenv("COURSE_DATA_DIR", str(ro))
+    calls = {"out_read_only": lambda: files.check_out_dir(ro / "run"),
+             "cache_read_only": lambda: housing.load_housing()[1],
+             "unreadable_data": lambda: housing.load_housing(secret),
+             "unreadable_image": lambda: image.read_image(secret)}
+    message = as_unprivileged(lambda: message_of(calls[case]))
+    assert expected in message and "\n" not in message, message
+    if case != "cache_read_only":
+        assert message.startswith("error: ") and "Permission denied" in message
+        assert "choose a folder you can write to" in message or "check its permissions" in message
+    assert list(ro.iterdir()) == []
 
 
 # ---- any unexpected error: one line and --debug ----
