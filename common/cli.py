@@ -130,7 +130,6 @@ class CourseParser(argparse.ArgumentParser):
         return cfg
 
 
-
 def debug_requested(argv: list[str]) -> bool:
     """True if the command line asks for tracebacks: `--debug` or `--debug=...` (ch02 predict's `--debug DIR`
     counts too: run() cannot parse a chapter's own options, so it looks at the words)."""

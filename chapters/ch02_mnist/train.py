@@ -17,11 +17,11 @@ import paddle
 import paddle.distributed as dist
 import paddle.nn.functional as F
 
+from common import runtime
 from common.checkpoint import (export_inference_model, previous_checkpoint, read_checkpoint, restore_checkpoint,
                                save_checkpoint, save_state)
 from common.cli import dropout_probability, make_parser, positive_float, positive_int, run
 from common.download import DataError
-from common import runtime
 from common.files import write_metrics
 from common.mnist import load_mnist, make_loader, set_epoch
 from common.models import build_mnist_model, count_parameters, evaluate
