@@ -118,12 +118,18 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 class CourseParser(argparse.ArgumentParser):
-    """An ArgumentParser that checks and locks `--out` right after parsing, before the chapter does any work."""
+    """An ArgumentParser that checks and locks `--out` right after parsing, before the chapter does any work.
+
+    Only for a run: a command line (args from sys.argv) or arguments that name --out. A configuration that a
+    benchmark or a test builds from the defaults (`parse_args(["--model", "mlp"])`) writes nowhere, so its
+    default folder is neither checked nor locked (a user's run there would otherwise block it).
+    """
 
     def parse_args(self, args=None, namespace=None):
         cfg = super().parse_args(args, namespace)
         out = getattr(cfg, "out", None)
-        if out is not None:
+        names_out = args is None or any(a == "--out" or str(a).startswith("--out=") for a in args)
+        if out is not None and names_out:
             check_out_dir(out)
             if os.environ.get("PADDLE_TRAINER_ID", "0") == "0":  # under paddle.distributed.launch: rank 0 writes
                 lock_run_dir(out)

@@ -264,6 +264,17 @@ def test_permissions_are_one_line_or_a_fallback(case, expected, locked_down, mon
     assert list(ro.iterdir()) == []
 
 
+@pytest.mark.points(1)
+def test_a_command_line_run_checks_its_default_out_a_configuration_built_in_code_does_not(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").write_text("a file where the runs folder would go")
+    parser = make_parser("chx", "demo")
+    assert parser.parse_args(["--seed", "3"]).seed == 3  # a benchmark's or a test's cfg: writes nowhere
+    monkeypatch.setattr(sys, "argv", ["chx", "--seed", "3"])
+    with pytest.raises(files.OutputError, match="lies under runs, which is a file"):
+        parser.parse_args()  # the command line: its default --out is checked before any work
+
+
 # ---- any unexpected error: one line and --debug ----
 
 @pytest.mark.points(2)
