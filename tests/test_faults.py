@@ -31,6 +31,7 @@ import pytest
 
 from chapters.ch01_house_price import numpy_from_scratch as ch01_numpy
 from chapters.ch01_house_price import train as ch01_paddle
+from chapters.ch02_mnist import compare_optimizers as ch02_compare
 from chapters.ch02_mnist import train as ch02
 from chapters.ch03_conv_examples import conv_examples as ch03
 from chapters.ch04_batchnorm import batchnorm as ch04
@@ -41,7 +42,7 @@ from common.download import DataError
 
 REPO = Path(__file__).resolve().parents[1]
 ENTRY_POINTS = {"ch01_numpy": ch01_numpy.main, "ch01_paddle": ch01_paddle.main, "ch02": ch02.main,
-                "ch03": ch03.main, "ch04": ch04.main, "ch05": ch05.main}
+                "ch02_compare": ch02_compare.main, "ch03": ch03.main, "ch04": ch04.main, "ch05": ch05.main}
 
 
 # ---- helpers ----
