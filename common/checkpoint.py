@@ -154,6 +154,8 @@ def read_checkpoint(path: str | os.PathLike, *, warn=print) -> tuple[dict, Path]
     path = Path(path)
     previous = previous_checkpoint(path)
     try:
+        if not path.is_file():  # a run killed between the two renames of save_checkpoint
+            raise DataError(f"{path} is missing")
         return _read_one(path), path
     except DataError as e:
         if not previous.is_file():
