@@ -2,13 +2,14 @@
 
     download   data folder, checksum-verified atomic downloads, cache
     housing    the Boston housing data set (chapter 1)
-    files      atomic file writes, metrics.json
-    runtime    seeding and device choice
-    cli        the command line every chapter shares
+    files      atomic file and folder writes, strict JSON (no NaN), metrics.json, --out checks, run-folder locks
+    runtime    seeding, device choice, the one way to say training diverged
+    cli        the command line every chapter shares; run(main): one line per error, --debug for the traceback
     plot       curves to PNG (no display needed)
-    checkpoint saving and loading training state; checkpoints that resume a run exactly
+    checkpoint checksummed state files; checkpoints that resume a run exactly (the previous one kept);
+               exported inference models swapped in whole and verified before loading
     progress   tqdm progress bars that stay out of logs when output is not a terminal
-    image      reading photos with OpenCV, clear errors for missing or non-image files
+    image      reading photos with OpenCV, clear errors for missing, non-image or oversized files
     mnist      the MNIST data set: IDX files or the offline 5k subset (chapters 2 and 4)
     models     the MNIST models, LeNet among them (chapters 2 and 4)
     inspector  per-layer shapes, parameters, MACs and FLOPs of any model (chapter 5)

@@ -3,6 +3,10 @@
     read_image(path, mode="rgb")  -> [H, W, 3] uint8, RGB channel order
     read_image(path, mode="gray") -> [H, W]    uint8
     sample_photo_path()           -> a photo that ships with matplotlib, so chapters run offline
+    declared_size(path)           -> (width, height) from the file's header, without decoding it
+
+An image larger than MAX_MEGAPIXELS is refused (ImageTooLarge) from its header, before any pixel is decoded: a
+small file can declare 30000 x 30000 pixels, and decoding it would take gigabytes.
 
 OpenCV is quiet about failures: `cv2.imread` returns None for a missing file *and* for a file it cannot
 decode. Here each case becomes a `DataError` that names the path and says what to do. Whatever the file
@@ -19,9 +23,50 @@ from common.download import DataError
 
 MODES = ("rgb", "gray")
 SAMPLE_PHOTO = "grace_hopper.jpg"
+MAX_MEGAPIXELS = 50  # e.g. 8660 x 5773; a 48-megapixel phone photo fits. Decoding costs 3 bytes a pixel and more.
+SIZE_LIMIT_HELP = (f"images above {MAX_MEGAPIXELS} megapixels (e.g. 8660 x 5773) are refused before decoding; "
+                   "shrink such a photo first")
 
 
-def read_image(path: str | os.PathLike, mode: str = "rgb") -> np.ndarray:
+class ImageTooLarge(DataError):
+    """The file declares more pixels than the limit; nothing was decoded."""
+
+
+def declared_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(width, height) as the image file's header declares them, or None for a format Pillow cannot identify.
+
+    Pillow reads only the header here (PNG's IHDR, JPEG's SOF marker, ...); OpenCV has no such call.
+    """
+    import warnings
+
+    from PIL import Image
+
+    pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # ours applies; Pillow's would raise
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                return im.size
+    except OSError as e:
+        if isinstance(e, PermissionError):
+            raise
+        return None  # not an image Pillow knows (or a broken one): OpenCV decides
+    except Exception:
+        return None
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillow_limit
+
+
+def check_size(path: str | os.PathLike, max_megapixels: float = MAX_MEGAPIXELS) -> None:
+    """ImageTooLarge if the header of `path` declares more than `max_megapixels` million pixels."""
+    size = declared_size(path)
+    if size is not None and size[0] * size[1] > max_megapixels * 1e6:
+        w, h = size
+        raise ImageTooLarge(f"{path} declares {w} x {h} pixels ({w * h / 1e6:.0f} megapixels), above the limit of "
+                            f"{max_megapixels:g} megapixels: shrink it first (e.g. to 4000 pixels on the longer side)")
+
+
+def read_image(path: str | os.PathLike, mode: str = "rgb", *, max_megapixels: float = MAX_MEGAPIXELS) -> np.ndarray:
     """Read an image file: mode "rgb" -> [H, W, 3] uint8 (R, G, B order), mode "gray" -> [H, W] uint8.
 
     - a greyscale file asked for as rgb has its one channel copied into all three;
@@ -30,7 +75,8 @@ def read_image(path: str | os.PathLike, mode: str = "rgb") -> np.ndarray:
       pixels happen to store (often black);
     - 16-bit images are scaled to 0..255 (divided by 257, so 65535 -> 255); float images are taken
       as 0..1 and clipped.
-    Raises DataError for a missing path, a folder, or a file OpenCV cannot decode.
+    Raises DataError for a missing path, a folder, an unreadable file, or one OpenCV cannot decode;
+    ImageTooLarge (a DataError) for one declaring more than `max_megapixels` million pixels.
     """
     import cv2
 
@@ -44,7 +90,11 @@ def read_image(path: str | os.PathLike, mode: str = "rgb") -> np.ndarray:
         raise DataError(f"{path} is a folder, not an image file")
     # imdecode on the file's bytes instead of imread(path): imread cannot open non-ASCII paths on Windows
     # (e.g. 照片.jpg) and would report them as "not an image". The decoding is the same.
-    raw = np.fromfile(path, dtype=np.uint8)
+    try:
+        check_size(path, max_megapixels)
+        raw = np.fromfile(path, dtype=np.uint8)
+    except OSError as e:
+        raise DataError(f"cannot read {path} ({e.strerror or e}): check its permissions") from e
     image = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED) if raw.size else None
     if image is None:  # OpenCV's silent failure: not an image, an unsupported format, or a truncated file
         raise DataError(

@@ -1,6 +1,8 @@
-"""Seeding and device choice: the two things every run sets before it builds a model."""
+"""Seeding and device choice: the two things every run sets before it builds a model; and the one way a
+training loop says that it diverged."""
 from __future__ import annotations
 
+import math
 import random
 
 import numpy as np
@@ -43,3 +45,16 @@ def set_device(choice: str = "auto") -> str:
     use_gpu = choice == "gpu" or (choice == "auto" and gpu_available())
     paddle.device.set_device("gpu:0" if use_gpu else "cpu")
     return paddle.device.get_device()
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN/inf or exploded: the learning rate is too high. The message says what to do."""
+
+
+DIVERGED_ADVICE = "Lower --lr (e.g. by 10x)"
+
+
+def check_finite_loss(loss: float, where: str, limit: float = float("inf"), advice: str = DIVERGED_ADVICE) -> None:
+    """Raise TrainingDiverged if `loss` is NaN, infinite or above `limit`; `where` says when (e.g. "epoch 3")."""
+    if not (math.isfinite(loss) and loss <= limit):
+        raise TrainingDiverged(f"loss is {loss} at {where}: training diverged. {advice}.")

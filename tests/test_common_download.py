@@ -101,7 +101,7 @@ def test_all_mirrors_failing_names_each(server, tmp_path):
 
 
 # ---- the housing loader on top of it ----
-def housing_text(rows: int = 5, columns: int = housing.N_COLUMNS) -> str:
+def housing_text(rows: int = 12, columns: int = housing.N_COLUMNS) -> str:
     return "\n".join(" ".join(f"{r + c / 10:.2f}" for c in range(columns)) for r in range(rows)) + "\n"
 
 
@@ -120,7 +120,7 @@ def test_housing_downloads_official_file_into_cache(server, tmp_path, monkeypatc
     monkeypatch.setattr(housing, "MD5", hashlib.md5(body).hexdigest())
     monkeypatch.setitem(_Handler.routes, "/housing", body)
     data, source = housing.load_housing()
-    assert data.shape == (5, 14) and "md5 verified" in source
+    assert data.shape == (12, 14) and "md5 verified" in source
     assert (download.data_dir() / housing.FILENAME).read_bytes() == body
 
 

@@ -13,9 +13,11 @@ import time
 import numpy as np
 
 from common.cli import make_parser, run
-from common.files import write_metrics
-from common.housing import load_housing
+from common.download import DataError
+from common.files import atomic_path, write_metrics
+from common.housing import column_name, load_housing
 from common.plot import plot_curves
+from common.runtime import check_finite_loss
 
 NAME = "ch01_house_price"
 EPOCHS = 100  # mini-batch SGD passes over the training set
@@ -23,6 +25,8 @@ LR = 0.01
 FULL_BATCH_STEPS = 500  # full-batch gradient descent takes one step per pass, so it needs more passes...
 FULL_BATCH_LR = 0.1  # ...and, with an exact gradient, can take larger steps than noisy mini-batches
 BATCH_SIZE = 10
+# What a diverged run (loss NaN/inf: the steps grow instead of shrinking) should change; chapter 2 says the same.
+DIVERGED_ADVICE = "Lower --lr (e.g. by 10x; on normalised features 0.01 to 0.1 works)"
 TRAIN_RATIO = 0.8
 NORMALIZATIONS = ("zscore", "minmax")
 
@@ -47,6 +51,10 @@ def fit_normalization(train: np.ndarray, method: str) -> dict:
         shift, scale = train.mean(axis=0), train.std(axis=0)
     else:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, not {method!r}")
+    if np.any(scale == 0):  # a column constant on the training rows: dividing by 0 would give NaN everywhere
+        raise DataError(f"{column_name(int(np.flatnonzero(scale == 0)[0]))} has the same value in all "
+                        f"{len(train)} training rows (the first {TRAIN_RATIO:.0%}), so it cannot be normalised: "
+                        "check the file, or shuffle its rows")
     return {"method": method, "shift": shift, "scale": scale}
 
 
@@ -131,9 +139,11 @@ def configure(cfg, model: LinearRegression) -> dict:
 def train_full_batch(model: LinearRegression, x: np.ndarray, y: np.ndarray, lr: float, steps: int) -> list[float]:
     """Gradient descent on the whole training set at every step; returns the loss before each step."""
     losses = []
-    for _ in range(steps):
-        losses.append(mse(model.forward(x), y))
-        model.step(*model.gradient(x, y), lr)
+    for step in range(steps):
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is reported below, not warned about
+            losses.append(mse(model.forward(x), y))
+            model.step(*model.gradient(x, y), lr)
+        check_finite_loss(losses[-1], f"full-batch step {step + 1}", advice=DIVERGED_ADVICE)
     return losses
 
 
@@ -143,14 +153,17 @@ def train_mini_batch(
     """Mini-batch SGD: shuffle each epoch, step on every batch; returns the mean batch loss per epoch."""
     rng = np.random.default_rng(seed)
     epoch_losses = []
-    for _ in range(epochs):
+    for epoch in range(epochs):
         order = rng.permutation(len(x))
         batch_losses = []
-        for start in range(0, len(x), batch_size):
-            batch = order[start:start + batch_size]
-            batch_losses.append(mse(model.forward(x[batch]), y[batch]))
-            model.step(*model.gradient(x[batch], y[batch]), lr)
-        epoch_losses.append(float(np.mean(batch_losses)))
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is reported below, not warned about
+            for start in range(0, len(x), batch_size):
+                batch = order[start:start + batch_size]
+                batch_losses.append(mse(model.forward(x[batch]), y[batch]))
+                model.step(*model.gradient(x[batch], y[batch]), lr)
+            epoch_losses.append(float(np.mean(batch_losses)))
+        # Stop at the first epoch whose loss is NaN/inf, before anything (model, metrics.json) holds NaN.
+        check_finite_loss(epoch_losses[-1], f"epoch {epoch + 1}", advice=DIVERGED_ADVICE)
     return epoch_losses
 
 
@@ -166,10 +179,10 @@ def train(cfg, model: LinearRegression, data: dict, training: dict) -> dict:
 # ---- 5. Save 保存模型 ----
 def save(cfg, model: LinearRegression, data: dict, history: dict, optimal_train_mse: float) -> dict:
     """Write the weights with the normalisation statistics and the loss curves beside the optimum."""
-    cfg.out.mkdir(parents=True, exist_ok=True)
     weights = cfg.out / "numpy_model.npz"
     stats = data["stats"]
-    np.savez(weights, w=model.w, b=model.b, shift=stats["shift"], scale=stats["scale"], method=stats["method"])
+    with atomic_path(weights) as tmp, open(tmp, "wb") as f:  # a file object: np.savez would add .npz to a name
+        np.savez(f, w=model.w, b=model.b, shift=stats["shift"], scale=stats["scale"], method=stats["method"])
     plot = plot_curves(
         {"full-batch GD, per step": history["full_batch_loss"], "mini-batch SGD, per epoch": history["mini_batch_loss"]},
         cfg.out / "numpy_loss.png", title="Boston housing, numpy", xlabel="step / epoch", ylabel="training MSE (normalised)",
@@ -205,7 +218,8 @@ def print_evaluation(metrics: dict) -> None:
 
 def build_parser(name: str, description: str):
     parser = make_parser(name, description, epochs=EPOCHS, lr=LR, batch_size=BATCH_SIZE,
-                         data_help="a housing.data file (default: data/housing.data, downloaded if missing)")
+                         data_help="a housing.data file (default: the md5-verified data/housing.data, "
+                                   "downloaded if missing, else mlxtend's offline copy)")
     parser.add_argument("--norm", choices=NORMALIZATIONS, default="zscore",
                         help="zscore (x-mean)/std 标准化, or minmax (x-min)/(max-min) 归一化")
     return parser

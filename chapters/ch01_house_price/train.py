@@ -15,13 +15,13 @@ import numpy as np
 import paddle
 
 from chapters.ch01_house_price.numpy_from_scratch import (
-    NAME, build_parser, evaluate, load_data, price_in_thousands, print_evaluation,
+    DIVERGED_ADVICE, NAME, build_parser, evaluate, load_data, price_in_thousands, print_evaluation,
 )
 from common.checkpoint import load_state, save_state
 from common.cli import run
 from common.files import write_json, write_metrics
 from common.plot import plot_curves
-from common.runtime import seed_everything, set_device
+from common.runtime import check_finite_loss, seed_everything, set_device
 
 # load_data (step 1) is the numpy version's: the data processing is the same whichever framework trains.
 __all__ = ["load_data", "build_model", "configure", "train", "save", "predict", "main"]
@@ -65,7 +65,7 @@ def train(cfg, model: Regressor, data: dict, training: dict) -> dict:
     rng = np.random.default_rng(cfg.seed)
     model.train()
     history = {"loss": []}
-    for _ in range(training["epochs"]):
+    for epoch in range(training["epochs"]):
         order = paddle.to_tensor(rng.permutation(len(data["train_x"])))
         batch_losses = []
         for start in range(0, len(order), batch_size):
@@ -76,6 +76,8 @@ def train(cfg, model: Regressor, data: dict, training: dict) -> dict:
             optimizer.clear_grad()
             batch_losses.append(loss)
         history["loss"].append(paddle.stack(batch_losses).mean().item())  # one device sync per epoch
+        # Stop at the first epoch whose loss is NaN/inf, before anything (model, metrics.json) holds NaN.
+        check_finite_loss(history["loss"][-1], f"epoch {epoch + 1}", advice=DIVERGED_ADVICE)
     return history
 
 

@@ -17,7 +17,9 @@ import paddle
 import paddle.distributed as dist
 import paddle.nn.functional as F
 
-from common.checkpoint import load_checkpoint, load_state, save_checkpoint, save_state
+from common import runtime
+from common.checkpoint import (export_inference_model, previous_checkpoint, read_checkpoint, restore_checkpoint,
+                               save_checkpoint, save_state)
 from common.cli import dropout_probability, make_parser, positive_float, positive_int, run
 from common.download import DataError
 from common.files import write_metrics
@@ -42,13 +44,14 @@ DEFAULT_LR = {"sgd": 0.1, "momentum": 0.05, "adagrad": 0.01, "rmsprop": 0.002, "
 LOSS_LIMIT = 20.0
 CHECKPOINT_FILE = "checkpoint.pdckpt"
 MODEL_FILE = "model.pdparams"
-INFERENCE_PREFIX = "inference/model"  # paddle.jit.save writes inference/model.json (or .pdmodel) + .pdiparams
+INFERENCE_DIR, INFERENCE_NAME = "inference", "model"  # paddle.jit.save writes inference/model.json + .pdiparams
+INFERENCE_PREFIX = f"{INFERENCE_DIR}/{INFERENCE_NAME}"
 # A resumed run must continue the same run: same model, same schedule length, same batches.
 RESUME_MUST_MATCH = ("model", "batch_norm", "dropout", "optimizer", "lr", "schedule", "weight_decay", "epochs",
                      "batch_size", "augment", "seed", "val_size")
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(runtime.TrainingDiverged):
     """The loss became NaN/inf or exploded: the learning rate is too high for this model and optimizer."""
 
 
@@ -130,11 +133,13 @@ def configure(cfg, model: paddle.nn.Layer, steps_per_epoch: int) -> dict:
 
 
 # ---- 4. Training loop 训练过程 ----
+DIVERGED_ADVICE = "Lower --lr (e.g. by 10x), or try --optimizer adam or --schedule onecycle"
+
+
 def check_loss(loss_value: float, epoch: int, step: int) -> None:
     if not math.isfinite(loss_value) or loss_value > LOSS_LIMIT:
         raise TrainingDiverged(
-            f"loss is {loss_value} at epoch {epoch + 1}, step {step + 1}: training diverged. "
-            "Lower --lr (e.g. by 10x), or try --optimizer adam or --schedule onecycle.")
+            f"loss is {loss_value} at epoch {epoch + 1}, step {step + 1}: training diverged. {DIVERGED_ADVICE}.")
 
 
 def train_one_epoch(model, loader, training: dict, epoch: int, show_progress: bool) -> dict:
@@ -171,28 +176,28 @@ def train(cfg, model: paddle.nn.Layer, data: dict, training: dict) -> dict:
     history = {"train_loss": [], "train_accuracy": [], "val_loss": [], "val_accuracy": [], "lr": [],
                "epoch_train_seconds": [], "epoch_seconds": [], "epoch_images": []}
     checkpoint = cfg.out / CHECKPOINT_FILE
-    run_options = {key: getattr(cfg, key) for key in RESUME_MUST_MATCH}
+    mnist = data["data"]
+    # What a resume must match: the options, and the data itself (its content hash; the source is for the message).
+    run_options = {key: getattr(cfg, key) for key in RESUME_MUST_MATCH} | {"data": mnist.fingerprint}
     start_epoch = 0
-    if cfg.resume and checkpoint.is_file():
-        saved_options = load_state(checkpoint).get("extra", {}).get("options", {})  # check before restoring
-        changed = {k: (v, run_options[k]) for k, v in saved_options.items() if run_options.get(k) != v}
-        if changed:
-            raise DataError(f"{checkpoint} was written with other options ("
-                            + ", ".join(f"{k}: {old} then, {new} now" for k, (old, new) in changed.items())
-                            + "): resume with the same options, or use another --out")
-        state = load_checkpoint(checkpoint, model=model, optimizer=training["optimizer"])
-        start_epoch, history = state["epoch"], state["history"]
-        log(f"resumed from {checkpoint} after epoch {start_epoch}")
+    if cfg.resume and (checkpoint.exists() or previous_checkpoint(checkpoint).is_file()):
+        state, source = read_checkpoint(checkpoint, warn=log)  # verified (checksum); falls back to the previous one
+        check_resume_matches(source, state["extra"], run_options, mnist.source)  # before anything is restored
+        resumed = restore_checkpoint(state, model=model, optimizer=training["optimizer"])
+        start_epoch, history = resumed["epoch"], resumed["history"]
+        log(f"resumed from {source} after epoch {start_epoch}")
     elif cfg.resume:
         log(f"--resume: no checkpoint at {checkpoint}, starting from scratch")
     # Data parallel 数据并行: every rank holds a full copy; DataParallel all-reduces the gradients in backward().
     net = paddle.DataParallel(model) if dist.get_world_size() > 1 else model
-    mnist = data["data"]
     for epoch in range(start_epoch, cfg.epochs):
         start = time.perf_counter()
         set_epoch(data["train_loader"], epoch)  # this epoch's shuffle and augmentation
         lr_now = training["optimizer"].get_lr()
-        fit = train_one_epoch(net, data["train_loader"], training, epoch, show_progress=is_main_process())
+        try:
+            fit = train_one_epoch(net, data["train_loader"], training, epoch, show_progress=is_main_process())
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(interrupted_message(cfg, epoch)) from None
         train_seconds = time.perf_counter() - start
         val = evaluate(model, mnist.val_x, mnist.val_y)
         for key, value in (("train_loss", fit["loss"]), ("train_accuracy", fit["accuracy"]),
@@ -205,10 +210,32 @@ def train(cfg, model: paddle.nn.Layer, data: dict, training: dict) -> dict:
         history["epoch_seconds"].append(time.perf_counter() - start)  # training and validation
         if is_main_process():
             save_checkpoint(checkpoint, model=model, optimizer=training["optimizer"], epoch=epoch + 1,
-                            history=history, options=run_options)
+                            history=history, options=run_options, data_source=mnist.source)
         if cfg.stop_after and epoch + 1 == cfg.stop_after:  # simulate an interrupted run (tests, --resume demo)
             break
     return history
+
+
+def check_resume_matches(checkpoint, saved: dict, run_options: dict, data_source: str) -> None:
+    """DataError if the checkpoint's run had other options or other data than this one."""
+    saved_options = saved.get("options", {})
+    changed = {k: (v, run_options.get(k)) for k, v in saved_options.items() if run_options.get(k) != v}
+    if "data" in changed:
+        raise DataError(f"{checkpoint} was trained on other data ({saved.get('data_source', 'unrecorded')}; "
+                        f"now {data_source}, content differs): resume with the same --data/--offline, or use "
+                        "another --out")
+    if changed:
+        raise DataError(f"{checkpoint} was written with other options ("
+                        + ", ".join(f"{k}: {old} then, {new} now" for k, (old, new) in changed.items())
+                        + "): resume with the same options, or use another --out")
+
+
+def interrupted_message(cfg, epoch: int) -> str:
+    """What Ctrl-C during `epoch` (0-based) leaves: the checkpoint of the epoch before, intact, and how to go on."""
+    if epoch == 0 and not (cfg.out / CHECKPOINT_FILE).is_file():
+        return "Ctrl-C during epoch 1, before the first checkpoint: nothing to resume; run the command again"
+    return (f"Ctrl-C during epoch {epoch + 1}; the checkpoint {cfg.out / CHECKPOINT_FILE} (after epoch {epoch}) is "
+            "intact: continue with the same command plus --resume")
 
 
 def rank_weight_difference(model: paddle.nn.Layer) -> float:
@@ -225,9 +252,10 @@ def save(cfg, model: paddle.nn.Layer, history: dict) -> dict:
     cfg.out.mkdir(parents=True, exist_ok=True)
     weights = save_state(cfg.out / MODEL_FILE, model.state_dict())
     model.eval()  # export the inference behaviour of BatchNorm and Dropout
-    inference = cfg.out / INFERENCE_PREFIX
-    paddle.jit.save(model, str(inference),
-                    input_spec=[paddle.static.InputSpec(shape=[None, 1, 28, 28], dtype="float32", name="image")])
+    # Into a temporary folder swapped in whole: a run killed here leaves the previous export intact.
+    inference = export_inference_model(
+        model, cfg.out / INFERENCE_DIR, name=INFERENCE_NAME,
+        input_spec=[paddle.static.InputSpec(shape=[None, 1, 28, 28], dtype="float32", name="image")])
     loss_plot = plot_curves({"train": history["train_loss"], "validation": history["val_loss"]},
                             cfg.out / "loss.png", title=f"MNIST {cfg.model}: cross-entropy", ylabel="loss")
     acc_plot = plot_curves({"train": history["train_accuracy"], "validation": history["val_accuracy"]},
@@ -255,7 +283,9 @@ def build_parser():
     parser.add_argument("--val-size", type=positive_int, default=None,
                         help="validation images carved from training (default 5000 full, 1000 subset)")
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes (0: load in-process)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pdckpt")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from OUT/checkpoint.pdckpt (verified; if it is damaged, from the previous "
+                             "one, checkpoint.prev.pdckpt); same options and data only")
     parser.add_argument("--stop-after", type=positive_int, default=None, metavar="EPOCH",
                         help="stop after this epoch, as if interrupted (then run again with --resume)")
     return parser
@@ -320,7 +350,7 @@ def main(argv: list[str] | None = None) -> dict:
         # (data loading included; validation and checkpointing not). Counted over all ranks.
         "images_per_second": sum(history["epoch_images"]) * dist.get_world_size()
                              / sum(history["epoch_train_seconds"]),
-        "device": device, "world_size": dist.get_world_size(),
+        "device": device, "world_size": dist.get_world_size(), "data_fingerprint": mnist.fingerprint,
     }
     if not mnist.is_subset:
         test = evaluate(model, mnist.test_x, mnist.test_y)

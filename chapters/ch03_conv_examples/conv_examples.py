@@ -26,9 +26,9 @@ from common.checkpoint import save_state
 from common.cli import make_parser, positive_int, run
 from common.download import DataError
 from common.files import write_metrics
-from common.image import read_image, sample_photo_path
+from common.image import SIZE_LIMIT_HELP, read_image, sample_photo_path
 from common.plot import plot_curves
-from common.runtime import seed_everything, set_device
+from common.runtime import check_finite_loss, seed_everything, set_device
 
 # ---- Configuration defaults ----
 EPOCHS = 20         # passes over the training pairs when learning a kernel
@@ -265,8 +265,9 @@ def train(cfg, model, data, training) -> dict:
             losses.append(loss.item())
         history["loss"].append(float(np.mean(losses)))
         history["max_abs_diff"].append(kernel_error(model, training.target))
-        if not np.isfinite(history["loss"][-1]):  # diverged: more epochs only repeat inf/nan
-            break
+        # NaN/inf: stop before a NaN kernel is saved, plotted or written into metrics.json
+        check_finite_loss(history["loss"][-1], f"epoch {len(history['loss'])}",
+                          advice="Lower --lr: on white noise the MSE's curvature is 2, so SGD needs lr < 1")
     return history
 
 
@@ -323,7 +324,8 @@ def parse_args(argv=None):
         epochs=EPOCHS, lr=LR, batch_size=BATCH_SIZE, data_help=None,
     )
     parser.add_argument("--image", default=None,
-                        help="your own photo (jpg, png, bmp, tif ...); None = matplotlib's sample photo, no download")
+                        help="your own photo (jpg, png, bmp, tif ...; " + SIZE_LIMIT_HELP + "); "
+                             "default: matplotlib's sample photo, no download")
     parser.add_argument("--max-side", type=positive_int, default=MAX_SIDE,
                         help="shrink photos whose longer side exceeds this many pixels (keeps the run fast)")
     parser.add_argument("--learn", choices=sorted(LEARNABLE), default="edge", help="which designed kernel to learn")
