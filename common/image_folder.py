@@ -172,3 +172,57 @@ def load_image_folder(root: str | os.PathLike, *, size: int, val_size: int | Non
                f"resized to {size}x{size}",
         class_names=classes, input_spec=spec,
     )
+
+
+# ---- an example folder, for trying the above without photos of your own ----
+
+SHAPES = ("circle", "square", "triangle")
+
+
+def draw_shape(kind: str, rng: np.random.Generator, size: int = 48) -> np.ndarray:
+    """One [size, size + 8, 3] uint8 BGR picture: a filled shape of random dark colour, position and size on a
+    random light background (not square, so loading must resize)."""
+    import cv2
+
+    image = np.full((size, size + 8, 3), rng.integers(170, 256, 3), np.uint8)
+    colour = tuple(int(c) for c in rng.integers(0, 120, 3))
+    cx, cy = size // 2 + 4 + int(rng.integers(-size // 10, size // 10 + 1)), size // 2 + int(rng.integers(-3, 4))
+    r = int(size * rng.uniform(0.22, 0.38))
+    if kind == "circle":
+        cv2.circle(image, (cx, cy), r, colour, -1)
+    elif kind == "square":
+        cv2.rectangle(image, (cx - r, cy - r), (cx + r, cy + r), colour, -1)
+    elif kind == "triangle":
+        cv2.fillPoly(image, [np.array([[cx, cy - r], [cx - r, cy + r], [cx + r, cy + r]], np.int32)], colour)
+    else:
+        raise ValueError(f"kind must be one of {SHAPES}, not {kind!r}")
+    return image
+
+
+def write_example_folder(root: str | os.PathLike, per_class: int = 30, size: int = 48, seed: int = 0) -> Path:
+    """root/circle/, root/square/, root/triangle/, `per_class` pictures each (PNG and JPEG alternating)."""
+    import cv2
+
+    from common.files import atomic_path
+
+    root, rng = Path(root), np.random.default_rng(seed)
+    for kind in SHAPES:
+        (root / kind).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            suffix = ".png" if i % 2 else ".jpg"
+            _, encoded = cv2.imencode(suffix, draw_shape(kind, rng, size))
+            with atomic_path(root / kind / f"{kind}_{i:03d}{suffix}") as tmp:
+                tmp.write_bytes(encoded.tobytes())
+    return root
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m common.image_folder",
+                                     description="Write an example image folder: coloured shapes, 3 classes.")
+    parser.add_argument("folder", type=Path, help="where to write circle/, square/, triangle/")
+    parser.add_argument("--per-class", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    print(f"wrote {3 * args.per_class} images in {write_example_folder(args.folder, args.per_class, seed=args.seed)}")

@@ -106,3 +106,37 @@ def load_table(path: str | os.PathLike, target: str) -> Table:
     return Table(values=data[:, order].astype(np.float32), feature_names=features, target=target,
                  source=f"CSV {path}: {len(data)} rows, {len(features)} features ({', '.join(features)}), "
                         f"target {target}")
+
+
+# ---- an example table, for trying the above without data of your own ----
+
+EXAMPLE_COLUMNS = ("size_m2", "rooms", "age_years", "distance_km", "floor", "price")
+
+
+def write_example_csv(path: str | os.PathLike, rows: int = 200, seed: int = 0) -> Path:
+    """A CSV of made-up flats: 5 features and a price (in thousands) that is linear in them plus noise."""
+    rng = np.random.default_rng(seed)
+    size = rng.uniform(30, 200, rows)
+    rooms = rng.integers(1, 7, rows)
+    age = rng.uniform(0, 80, rows)
+    distance = rng.uniform(0.5, 30, rows)
+    floor = rng.integers(0, 20, rows)
+    price = 50 + 3.2 * size + 12 * rooms - 0.8 * age - 4 * distance + 1.5 * floor + rng.normal(0, 10, rows)
+    lines = [",".join(EXAMPLE_COLUMNS)]
+    lines += [",".join(f"{v:.2f}" for v in row) for row in zip(size, rooms, age, distance, floor, price)]
+    from common.files import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return Path(path)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m common.table",
+                                     description="Write an example CSV: 5 features of made-up flats and a price.")
+    parser.add_argument("path", type=Path, help="the CSV file to write, e.g. houses.csv")
+    parser.add_argument("--rows", type=int, default=200)
+    args = parser.parse_args()
+    print(f"wrote {write_example_csv(args.path, args.rows)} ({args.rows} rows: {', '.join(EXAMPLE_COLUMNS)})")
