@@ -113,3 +113,11 @@ def test_table_errors_name_the_place(tmp_path, text, target, message):
 def test_a_missing_table_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         load_table(tmp_path / "nope.csv", "price")
+
+
+def test_the_offline_notice_names_the_validation_size_in_use(capsys):
+    from common.mnist import load_mnist
+
+    data = load_mnist(val_size=500, download=False)
+    assert len(data.val_y) == 500
+    assert "validation accuracy on 500 of those digits" in capsys.readouterr().err
