@@ -230,11 +230,23 @@ def shapes_copy(tmp_path_factory):
     shapes of 3 classes (OpenCV drawings) beside it."""
     require_solutions("ch02_mnist")
     base = tmp_path_factory.mktemp("shapes_story")
+    photos = write_example_folder(base / "my_photos", per_class=8, size=32, seed=1)
     root = make_repo(base / "repo", chapters=("ch02_mnist",))
-    new_chapter.scaffold("ch08_shapes", "ch02_mnist", root)
+    new_chapter.scaffold("ch08_shapes", "ch02_mnist", root, data=photos)  # template tests on the photos
     train = root / "chapters" / "ch08_shapes" / "train.py"
     train.write_text(train.read_text().replace("IMAGE_SIZE = 28", "IMAGE_SIZE = 16"))  # the adaptation
-    return root, write_example_folder(base / "my_photos", per_class=8, size=32, seed=1), base
+    return root, photos, base
+
+
+def test_template_tests_of_a_copy_on_your_data_record_the_model_it_makes(shapes_copy):
+    root, photos, _ = shapes_copy
+    text = (root / "tests" / "test_ch08_shapes.py").read_text()
+    assert f"'--data', '{photos}'" in text
+    # LeNet on 3 classes of RGB 28x28 images: conv1 takes 3 channels, the last layer gives 3 logits
+    assert "    'conv1.weight': [6, 3, 5, 5],\n" in text and "    'fc3.weight': [84, 3],\n" in text
+    assert "OUTPUT_SHAPE = [" in text and ", 3]\n" in text.split("OUTPUT_SHAPE = ")[1].split("\n")[0] + "\n"
+    by_hand = (6 * 3 * 25 + 6) + (16 * 6 * 25 + 16) + (400 * 120 + 120) + (120 * 84 + 84) + (84 * 3 + 3)
+    assert f"TRAINABLE_PARAMETERS = {by_hand} " in text
 
 
 def test_story_images_train_export_and_predict_by_class_name(shapes_copy, tmp_path):

@@ -18,6 +18,8 @@ training subset such as `--train-size 256`, where the chapter has them), and wri
 a reader counts them: one line per parameter with its shape, and the total as the sum of their products. So they
 pass at once; a changed model (another layer, another width, another number of classes) fails them until the
 test is updated with the new layer list -- which is the point: the change is then a reviewed one.
+With `--data my_photos/` the tiny run and the template tests use your data (the copy's `--data`), so the
+recorded layers are those of the model your data makes (3 classes: a last layer 84 -> 3).
 A copy whose .py files still name another chapter is reported (a side script that bypasses the steps).
 It refuses to overwrite an existing chapter or test file and rejects a name that is not a Python identifier;
 `--root` scaffolds into another repository (the tests use a temporary one).
@@ -380,8 +382,11 @@ def test_trainable_parameter_count(tiny_run):
     return text
 
 
-def scaffold(name: str, source: str, root: Path = REPO) -> list[Path]:
-    """Create chapters/<name>/ and tests/test_<name>.py from chapters/<source>/; nothing is left on an error."""
+def scaffold(name: str, source: str, root: Path = REPO, data: str | Path | None = None) -> list[Path]:
+    """Create chapters/<name>/ and tests/test_<name>.py from chapters/<source>/; nothing is left on an error.
+
+    data: your own data (the copy's --data) for the tiny run, and so for the template tests: their shapes and
+    counts are then those of the model your data makes (e.g. 3 classes)."""
     root = root.resolve()
     source_dir = root / "chapters" / source
     if not source_dir.is_dir():
@@ -398,7 +403,7 @@ def scaffold(name: str, source: str, root: Path = REPO) -> list[Path]:
         try:
             with importable(root, name), tempfile.TemporaryDirectory(prefix=f"{name}-") as tmp:
                 module = importlib.import_module(f"chapters.{name}.{script}")
-                args = tiny_args(module)
+                args = tiny_args(module) + (["--data", str(data)] if data is not None else [])
                 readme.write_text(readme_stub(name, source, script, describe_files(target), shared_modules(target),
                                               data_help(help_text(module))), encoding="utf-8")
                 seen = run_tiny(module, args, Path(tmp))
@@ -420,9 +425,11 @@ def main(argv: list[str] | None = None) -> list[Path]:
     parser.add_argument("name", help="the new chapter's folder and package name, e.g. ch06_flowers")
     parser.add_argument("--from", dest="source", required=True, help="the chapter to copy, e.g. ch02_mnist")
     parser.add_argument("--root", type=Path, default=REPO, help="the repository (default: this one)")
+    parser.add_argument("--data", default=None, help="your own data (the copy's --data, e.g. my_photos/) for the "
+                                                     "tiny run and the template tests (default: the chapter's)")
     args = parser.parse_args(argv)
     try:
-        paths = scaffold(args.name, args.source, args.root)
+        paths = scaffold(args.name, args.source, args.root, args.data)
     except ScaffoldError as e:
         parser.error(str(e))
     root = args.root.resolve()
