@@ -84,10 +84,30 @@ def read_csv(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
     return header, np.asarray(values, dtype=np.float64).reshape(len(values), len(header))
 
 
-def load_table(path: str | os.PathLike, target: str) -> Table:
-    """Read a CSV with a header for training; the target column goes last, the other columns are the features."""
+def has_header(path: str | os.PathLike) -> bool:
+    """True if the file's first non-blank line holds a cell that is not a number (a header row, so a table)."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            first = next((line for line in f if line.strip()), "")
+    except OSError:
+        return False
+    separated = any(d in first for d in ",;\t")
+    cells = next(csv.reader([first], delimiter=_delimiter(first)), []) if separated else first.split()
+    for cell in cells:  # a housing.data row is numbers separated by spaces
+        try:
+            float(cell)
+        except ValueError:
+            if cell.strip():
+                return True
+    return False
+
+
+def load_table(path: str | os.PathLike, target: str | None = None) -> Table:
+    """Read a CSV with a header for training; the target column (default: the last) goes last, the others are
+    the features."""
     path = Path(path)
     header, data = read_csv(path)
+    target = header[-1] if target is None else target
     if target not in header:
         raise DataError(f"--data {path}: no column {target!r} to predict; its columns are {', '.join(header)} "
                         "(pass one of them with --target)")

@@ -121,3 +121,13 @@ def test_the_offline_notice_names_the_validation_size_in_use(capsys):
     data = load_mnist(val_size=500, download=False)
     assert len(data.val_y) == 500
     assert "validation accuracy on 500 of those digits" in capsys.readouterr().err
+
+
+def test_a_header_row_tells_a_table_from_a_housing_file(tmp_path):
+    from common.table import has_header
+
+    (tmp_path / "h.data").write_text(" 0.1  18.0  2.3\n 0.2 0 7\n")
+    (tmp_path / "t.csv").write_text("a,b,price\n1,2,3\n")
+    assert not has_header(tmp_path / "h.data") and has_header(tmp_path / "t.csv")
+    path = write_example_csv(tmp_path / "houses.csv", rows=8)
+    assert load_table(path).target == "price"  # the last column by default

@@ -16,7 +16,7 @@ from common.cli import make_parser, run
 from common.files import write_metrics
 from common.download import DataError
 from common.housing import FEATURE_NAMES, TARGET_NAME, load_housing
-from common.table import load_table
+from common.table import has_header, load_table
 from common.plot import plot_curves
 
 NAME = "ch01_house_price"
@@ -70,12 +70,13 @@ def in_target_units(value: float, data: dict) -> str:
 def load_data(cfg) -> dict:
     """Load, split 8:2, normalise with training statistics; x: [N, F], y: [N, 1], float32 (housing: F = 13).
 
-    With --target, --data is your own CSV file with a header: the other columns are the F features.
+    With --target, or a --data file whose first row is a header, --data is your own CSV file: --target (default:
+    its last column) is predicted, the other columns are the F features.
     Records F on cfg (cfg.n_features), so that build_model(cfg) makes a model of the right width.
     """
-    if cfg.target is not None:
-        if cfg.data is None:
-            raise DataError(f"--target {cfg.target} names a column of your own CSV file: pass it with --data FILE.csv")
+    if cfg.target is not None and cfg.data is None:
+        raise DataError(f"--target {cfg.target} names a column of your own CSV file: pass it with --data FILE.csv")
+    if cfg.target is not None or (cfg.data is not None and has_header(cfg.data)):
         table = load_table(cfg.data, cfg.target)
         raw, source, features, target = table.values, table.source, table.feature_names, table.target
     else:
@@ -233,10 +234,10 @@ def print_evaluation(metrics: dict) -> None:
 def build_parser(name: str, description: str):
     parser = make_parser(name, description, epochs=EPOCHS, lr=LR, batch_size=BATCH_SIZE,
                          data_help="a housing.data file (default: data/housing.data, downloaded if missing), "
-                                   "or with --target your own CSV file with a header row")
+                                   "or your own CSV file with a header row (see --target)")
     parser.add_argument("--target", default=None, metavar="COLUMN",
-                        help="predict this column of the CSV given with --data; every other column is a feature "
-                             "(numbers only)")
+                        help="predict this column of the CSV (with a header row) given with --data; every other "
+                             "column is a feature, numbers only (default: the CSV's last column)")
     parser.set_defaults(n_features=len(FEATURE_NAMES))  # the model's width until load_data finds the data's
     parser.add_argument("--norm", choices=NORMALIZATIONS, default="zscore",
                         help="zscore (x-mean)/std 标准化, or minmax (x-min)/(max-min) 归一化")
