@@ -57,12 +57,13 @@ class ImageFolderData:
 
 
 def looks_like_image_folder(path: str | os.PathLike) -> bool:
-    """A folder holding at least one subfolder (a class) and no files of its own other than hidden ones."""
+    """A folder meant as images: it holds a subfolder (a class), or image files of its own (which then get the
+    error that says to sort them into class subfolders). Hidden entries do not count."""
     path = Path(path)
     if not path.is_dir():
         return False
     entries = [e for e in path.iterdir() if not e.name.startswith(".")]
-    return any(e.is_dir() for e in entries) and not any(e.is_file() for e in entries)
+    return any(e.is_dir() or e.name.lower().endswith(_extensions()) for e in entries)
 
 
 def _dataset_folder(root: Path):
@@ -104,7 +105,9 @@ def read_images(root: Path, size: int) -> tuple[np.ndarray, np.ndarray, list[str
         raise DataError(f"--data {root} is a file; give a folder with one subfolder of images per class")
     classes = sorted(e.name for e in root.iterdir() if e.is_dir() and not e.name.startswith("."))
     if len(classes) < 2:
-        found = f"only the class folder {classes[0]!r}" if classes else "no class subfolders"
+        loose = any(e.is_file() and e.name.lower().endswith(_extensions()) for e in root.iterdir())
+        found = (f"only the class folder {classes[0]!r}" if classes else
+                 "images but no class subfolders" if loose else "no class subfolders")
         raise DataError(f"--data {root}: {found}. Classification needs at least 2 classes, one subfolder of "
                         "images each (e.g. my_photos/cat/, my_photos/dog/)")
     dataset = _dataset_folder(root)

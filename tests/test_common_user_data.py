@@ -50,7 +50,10 @@ def test_grey_images_give_one_channel_and_hidden_folders_are_no_class(tmp_path):
     data = load_image_folder(tmp_path, size=12, val_size=2)
     assert data.class_names == ["dark", "light"] and data.train_x.shape[1] == 1
     assert data.input_spec["channels"] == 1 and "grey" in data.source
-    assert looks_like_image_folder(tmp_path) and not looks_like_image_folder(tmp_path / "dark")
+    assert looks_like_image_folder(tmp_path) and looks_like_image_folder(tmp_path / "dark")  # images, flat
+    assert not looks_like_image_folder(tmp_path / "dark" / "0.png")
+    with pytest.raises(DataError, match="images but no class subfolders"):
+        load_image_folder(tmp_path / "dark", size=12)
 
 
 @pytest.mark.points(2)

@@ -22,7 +22,7 @@ from common.cli import dropout_probability, make_parser, positive_float, positiv
 from common.download import DataError
 from common.files import write_metrics
 from common.image_folder import load_image_folder, looks_like_image_folder
-from common.mnist import load_mnist, make_loader, set_epoch
+from common.mnist import FILES as MNIST_FILES, load_mnist, make_loader, set_epoch
 from common.models import build_mnist_model, count_parameters, evaluate
 from common.plot import plot_curves
 from common.progress import progress
@@ -86,7 +86,8 @@ def load_data(cfg) -> dict:
     """
     named = {}
     max_shift = cfg.augment
-    if cfg.data is not None and looks_like_image_folder(cfg.data):
+    if cfg.data is not None and looks_like_image_folder(cfg.data) and \
+            not any((cfg.data / name).exists() for name, _ in MNIST_FILES.values()):
         data = load_image_folder(cfg.data, size=IMAGE_SIZE, val_size=cfg.val_size, seed=cfg.seed)
         named = {"class_names": data.class_names, "input": data.input_spec}
         max_shift = 0  # the shifts fill the border with MNIST's blank: not a sensible border for photos
