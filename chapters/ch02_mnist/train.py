@@ -86,6 +86,10 @@ def load_data(cfg) -> dict:
     """
     named = {}
     max_shift = cfg.augment
+    if cfg.data is not None and not cfg.data.exists():
+        raise DataError(f"--data {cfg.data}: no such folder. Give a folder with the four MNIST IDX files, or your own "
+                        "images in one subfolder per class (my_photos/cat/*.jpg, my_photos/dog/*.jpg ...); leave "
+                        "out --data to use the cache")
     if cfg.data is not None and looks_like_image_folder(cfg.data) and \
             not any((cfg.data / name).exists() for name, _ in MNIST_FILES.values()):
         data = load_image_folder(cfg.data, size=IMAGE_SIZE, val_size=cfg.val_size, seed=cfg.seed)
