@@ -317,3 +317,32 @@ def test_story_table_train_and_predict(scaffolded, tmp_path):
     # and the prices are those of the formula that made the table (noise sd 10): the model learnt it
     formula = 50 + 3.2 * x[:, 0] + 12 * x[:, 1] - 0.8 * x[:, 2] - 4 * x[:, 3] + 1.5 * x[:, 4]
     assert np.abs(np.array(predicted) - formula).max() < 30
+
+
+def test_story_digits_0_to_4_changing_load_data_only(tmp_path):
+    """The issue's case: a copy of chapter 2 that keeps the digits 0-4 in load_data; the model and the side
+    scripts follow (5 logits), with no other edit."""
+    require_solutions("ch02_mnist")
+    root = make_repo(tmp_path / "repo", chapters=("ch02_mnist",))
+    target = root / "chapters" / "ch09_digits"
+    new_chapter.copy_chapter(root / "chapters" / "ch02_mnist", target, "ch02_mnist", "ch09_digits")
+    train_py = target / "train.py"
+    keep_0_to_4 = '''
+        for split in ("train", "val"):  # the task: digits 0-4 only
+            keep = getattr(data, f"{split}_y") < 5
+            setattr(data, f"{split}_x", getattr(data, f"{split}_x")[keep])
+            setattr(data, f"{split}_y", getattr(data, f"{split}_y")[keep])
+'''
+    anchor = "            raise DataError(f\"--val-size: {e}\") from e\n"
+    assert anchor in train_py.read_text()
+    train_py.write_text(train_py.read_text().replace(anchor, anchor + keep_0_to_4))
+    with new_chapter.importable(root, "ch09_digits"):
+        train = importlib.import_module("chapters.ch09_digits.train")
+        compare = importlib.import_module("chapters.ch09_digits.compare_optimizers")
+        cfg = train.parse_args(["--offline", "--model", "softmax"])
+        loaded = train.load_data(cfg)
+        assert set(loaded["data"].train_y.tolist()) == set(range(5)) and cfg.num_classes == 5
+        assert list(train.build_model(cfg)(paddle.zeros([2, 1, 28, 28])).shape) == [2, 5]
+        results = compare.main(["--offline", "--epochs", "1", "--model", "softmax", "--out", str(tmp_path / "c")])
+    assert all(results[name]["diverged"] is None and results[name]["val_accuracy"][0] > 0.5
+               for name in compare.OPTIMIZERS)

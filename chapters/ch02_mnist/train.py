@@ -100,7 +100,7 @@ def load_data(cfg) -> dict:
             data = load_mnist(cfg.data, val_size=cfg.val_size, seed=cfg.seed, download=not cfg.offline)
         except ValueError as e:  # --val-size as large as the training set
             raise DataError(f"--val-size: {e}") from e
-    cfg.num_classes = len(named["class_names"]) if named else 10
+    cfg.num_classes = len(named["class_names"]) if named else int(data.train_y.max()) + 1  # digits 0..9: 10
     cfg.in_channels, cfg.image_size = data.train_x.shape[1], data.train_x.shape[2]
     train_loader = make_loader(data.train_x, data.train_y, cfg.batch_size, shuffle=True, seed=cfg.seed,
                                num_workers=cfg.num_workers, max_shift=max_shift,
