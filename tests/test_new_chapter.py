@@ -343,6 +343,7 @@ def test_story_digits_0_to_4_changing_load_data_only(tmp_path):
         loaded = train.load_data(cfg)
         assert set(loaded["data"].train_y.tolist()) == set(range(5)) and cfg.num_classes == 5
         assert list(train.build_model(cfg)(paddle.zeros([2, 1, 28, 28])).shape) == [2, 5]
-        results = compare.main(["--offline", "--epochs", "1", "--model", "softmax", "--out", str(tmp_path / "c")])
+        results = compare.main(["--offline", "--epochs", "1", "--model", "softmax", "--batch-size", "128",
+                                "--out", str(tmp_path / "c")])
     assert all(results[name]["diverged"] is None and results[name]["val_accuracy"][0] > 0.5
                for name in compare.OPTIMIZERS)
