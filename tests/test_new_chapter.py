@@ -300,7 +300,7 @@ def test_story_table_train_and_predict(scaffolded, tmp_path):
         train = importlib.import_module("chapters.ch06_houses.train")
         predict = importlib.import_module("chapters.ch06_houses.predict")
         out = tmp_path / "run"
-        metrics = train.main(["--data", str(csv), "--target", "price", "--epochs", "100", "--device", "cpu",
+        metrics = train.main(["--data", str(csv), "--target", "price", "--epochs", "30", "--lr", "0.05", "--device", "cpu",
                               "--out", str(out)])
         assert metrics["features"] == ["size_m2", "rooms", "age_years", "distance_km", "floor"]
         assert metrics["train_mse_ratio"] < 1.1  # near the least-squares optimum on a linear table

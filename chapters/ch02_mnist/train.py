@@ -361,7 +361,8 @@ def main(argv: list[str] | None = None) -> dict:
         metrics["history"] = history
         write_metrics(cfg.out, metrics)
         held_out = ("test", metrics["test_accuracy"]) if "test_accuracy" in metrics else \
-            ("validation (no test set)", metrics["val_accuracy"])
+            (f"validation ({'your images' if 'class_names' in data else 'offline subset'}: no test set)",
+             metrics["val_accuracy"])
         print(f"{held_out[0]} accuracy {held_out[1]:.4f} after {metrics['epochs']} epochs, "
               f"{train_seconds:.1f} s, {metrics['images_per_second']:.0f} training images/s")
         print(f"wrote {paths['weights']}, {paths['inference']}.*, {paths['loss_plot'].name}, "
