@@ -144,7 +144,8 @@ def test_template_tests_record_what_the_source_model_measures(scaffolded):
     assert "TRAINABLE_PARAMETERS" not in tiny  # a model that is not a paddle Layer: no shape or count tests
 
 
-def run_tests_in_process(root: Path, tmp_path: Path, target: str = "tests", chapters=("ch06_houses", "ch07_tiny")) -> dict:
+def run_tests_in_process(root: Path, tmp_path: Path, target: str = "tests",
+                         chapters=("ch06_houses", "ch07_tiny")) -> dict:
     """Run root/target with pytest in this process (Paddle is imported already): {test name: outcome}."""
     outcomes = {}
 
@@ -300,8 +301,8 @@ def test_story_table_train_and_predict(scaffolded, tmp_path):
         train = importlib.import_module("chapters.ch06_houses.train")
         predict = importlib.import_module("chapters.ch06_houses.predict")
         out = tmp_path / "run"
-        metrics = train.main(["--data", str(csv), "--target", "price", "--epochs", "30", "--lr", "0.05", "--device", "cpu",
-                              "--out", str(out)])
+        metrics = train.main(["--data", str(csv), "--target", "price", "--epochs", "30", "--lr", "0.05",
+                              "--device", "cpu", "--out", str(out)])
         assert metrics["features"] == ["size_m2", "rooms", "age_years", "distance_km", "floor"]
         assert metrics["train_mse_ratio"] < 1.1  # near the least-squares optimum on a linear table
         rows = ["100,3,20,5,4", "40,1,70,25,0"]

@@ -149,8 +149,8 @@ def main(argv: list[str] | None = None) -> dict:
     }
     print(f"data: {data['source']}  device: {device}")
     print_evaluation(metrics)
-    print(f"held-out {'house' if unit == 'k_dollars' else 'row'} #{house} of the test split: predicted {in_target_units(predicted, data)}, "
-          f"actual {in_target_units(actual, data)}")
+    print(f"held-out {'house' if unit == 'k_dollars' else 'row'} #{house} of the test split: "
+          f"predicted {in_target_units(predicted, data)}, actual {in_target_units(actual, data)}")
     print(f"wrote {paths['model']}, {paths['normalization']}, {paths['plot']}, {write_metrics(cfg.out, metrics)}")
     return metrics
 
