@@ -348,3 +348,22 @@ def test_story_digits_0_to_4_changing_load_data_only(tmp_path):
                                 "--out", str(tmp_path / "c")])
     assert all(results[name]["diverged"] is None and results[name]["val_accuracy"][0] > 0.5
                for name in compare.OPTIMIZERS)
+
+
+def test_compare_optimizers_takes_a_small_idx_folder_as_training_does(tmp_path):
+    """Through train.load_data: an IDX folder of 200 digits works with --val-size, and without it the error is
+    the chapter's one line (not a ValueError from a loader of its own)."""
+    from chapters.ch02_mnist import compare_optimizers
+    from common.download import DataError
+    from common.mnist import FILES, load_subset_raw, write_idx
+
+    images, labels = load_subset_raw()
+    for role, rows in (("train", slice(0, 4000, 25)), ("test", slice(4000, 5000, 25))):
+        write_idx(tmp_path / FILES[f"{role}_images"][0], images[rows])
+        write_idx(tmp_path / FILES[f"{role}_labels"][0], labels[rows].astype(np.uint8))
+    args = ["--data", str(tmp_path), "--epochs", "1", "--model", "softmax", "--out", str(tmp_path / "out")]
+    results = compare_optimizers.main(args + ["--val-size", "40"])
+    assert "IDX files" in results["data_source"]
+    assert all(len(results[name]["val_accuracy"]) == 1 for name in compare_optimizers.OPTIMIZERS)
+    with pytest.raises(DataError, match="--val-size"):
+        compare_optimizers.main(args)
