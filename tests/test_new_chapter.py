@@ -353,6 +353,7 @@ def test_story_digits_0_to_4_changing_load_data_only(tmp_path):
 def test_compare_optimizers_takes_a_small_idx_folder_as_training_does(tmp_path):
     """Through train.load_data: an IDX folder of 200 digits works with --val-size, and without it the error is
     the chapter's one line (not a ValueError from a loader of its own)."""
+    require_solutions("ch02_mnist")
     from chapters.ch02_mnist import compare_optimizers
     from common.download import DataError
     from common.mnist import FILES, load_subset_raw, write_idx
