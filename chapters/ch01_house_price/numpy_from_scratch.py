@@ -15,7 +15,8 @@ import numpy as np
 from common.cli import make_parser, run
 from common.download import DataError
 from common.files import atomic_path, write_metrics
-from common.housing import column_name, load_housing
+from common.housing import FEATURE_NAMES, TARGET_NAME, column_name, load_housing
+from common.table import has_header, load_table
 from common.plot import plot_curves
 from common.runtime import check_finite_loss
 
@@ -59,7 +60,7 @@ def fit_normalization(train: np.ndarray, method: str) -> dict:
 
 
 def normalize(data: np.ndarray, stats: dict) -> np.ndarray:
-    """Normalise all 14 columns (13 features and the price): [N, 14] -> [N, 14] float32."""
+    """Normalise all F + 1 columns (F features and the price): [N, 14] -> [N, 14] float32 for housing."""
     return ((data - stats["shift"]) / stats["scale"]).astype(np.float32)
 
 
@@ -68,16 +69,34 @@ def price_in_thousands(y_normalized: np.ndarray, stats: dict) -> np.ndarray:
     return y_normalized * stats["scale"][-1] + stats["shift"][-1]
 
 
+def in_target_units(value: float, data: dict) -> str:
+    """A value of the target as a reader wants it: $22.0k for a housing price, 'price 312.4' for your column."""
+    return f"${value:.1f}k" if data["target"] == TARGET_NAME else f"{data['target']} {value:.4g}"
+
+
 def load_data(cfg) -> dict:
-    """Load, split 8:2, normalise with training statistics; x: [N, 13], y: [N, 1], float32."""
-    raw, source = load_housing(cfg.data, download=not cfg.offline)
+    """Load, split 8:2, normalise with training statistics; x: [N, F], y: [N, 1], float32 (housing: F = 13).
+
+    With --target, or a --data file whose first row is a header, --data is your own CSV file: --target (default:
+    its last column) is predicted, the other columns are the F features.
+    Records F on cfg (cfg.n_features), so that build_model(cfg) makes a model of the right width.
+    """
+    if cfg.target is not None and cfg.data is None:
+        raise DataError(f"--target {cfg.target} names a column of your own CSV file: pass it with --data FILE.csv")
+    if cfg.target is not None or (cfg.data is not None and has_header(cfg.data)):
+        table = load_table(cfg.data, cfg.target)
+        raw, source, features, target = table.values, table.source, table.feature_names, table.target
+    else:
+        raw, source = load_housing(cfg.data, download=not cfg.offline)
+        features, target = list(FEATURE_NAMES), TARGET_NAME
     train_raw, test_raw = split_train_test(raw)
     stats = fit_normalization(train_raw, cfg.norm)
     train, test = normalize(train_raw, stats), normalize(test_raw, stats)
+    cfg.n_features = len(features)
     return {
         "train_x": train[:, :-1], "train_y": train[:, -1:],
         "test_x": test[:, :-1], "test_y": test[:, -1:],
-        "stats": stats, "source": source,
+        "stats": stats, "source": source, "features": features, "target": target,
     }
 
 
@@ -125,7 +144,7 @@ class LinearRegression:
 
 
 def build_model(cfg) -> LinearRegression:
-    return LinearRegression(seed=cfg.seed)
+    return LinearRegression(n_features=cfg.n_features, seed=cfg.seed)
 
 
 # ---- 3. Training config 训练配置 ----
@@ -203,8 +222,12 @@ def evaluate(model_forward, data: dict) -> dict:
         result[f"{split}_mse"] = mse(model_forward(x), y)
         result[f"optimal_{split}_mse"] = mse(x @ w + b, y)
         result[f"{split}_mse_ratio"] = result[f"{split}_mse"] / result[f"optimal_{split}_mse"]
-    # Normalised MSE back to dollars: the price was divided by scale, so the error was too.
-    result["test_rmse_k_dollars"] = float(np.sqrt(result["test_mse"]) * data["stats"]["scale"][-1])
+    # Normalised MSE back to real units: the price was divided by scale, so the error was too.
+    rmse = float(np.sqrt(result["test_mse"]) * data["stats"]["scale"][-1])
+    if data.get("target", TARGET_NAME) == TARGET_NAME:
+        result["test_rmse_k_dollars"] = rmse  # the housing price is in $1000s
+    else:
+        result[f"test_rmse_{data['target']}"] = rmse
     return result
 
 
@@ -213,13 +236,22 @@ def print_evaluation(metrics: dict) -> None:
     for split in ("train", "test"):
         print(f"{split:6} {metrics[f'{split}_mse']:12.4f} {metrics[f'optimal_{split}_mse']:16.4f} "
               f"{metrics[f'{split}_mse_ratio']:7.3f}")
-    print(f"test RMSE in real units: ${metrics['test_rmse_k_dollars']:.2f}k (MSE above is in normalised price units)")
+    if "test_rmse_k_dollars" in metrics:
+        print(f"test RMSE in real units: ${metrics['test_rmse_k_dollars']:.2f}k (MSE above is in normalised "
+              "price units)")
+    for key in [k for k in metrics if k.startswith("test_rmse_") and k != "test_rmse_k_dollars"]:
+        print(f"test RMSE in {key[len('test_rmse_'):]}'s units: {metrics[key]:.4g} (MSE above is in normalised units)")
 
 
 def build_parser(name: str, description: str):
     parser = make_parser(name, description, epochs=EPOCHS, lr=LR, batch_size=BATCH_SIZE,
                          data_help="a housing.data file (default: the md5-verified data/housing.data, "
-                                   "downloaded if missing, else mlxtend's offline copy)")
+                                   "downloaded if missing, else mlxtend's offline copy), "
+                                   "or your own CSV file with a header row (see --target)")
+    parser.add_argument("--target", default=None, metavar="COLUMN",
+                        help="predict this column of the CSV (with a header row) given with --data; every other "
+                             "column is a feature, numbers only (default: the CSV's last column)")
+    parser.set_defaults(n_features=len(FEATURE_NAMES))  # the model's width until load_data finds the data's
     parser.add_argument("--norm", choices=NORMALIZATIONS, default="zscore",
                         help="zscore (x-mean)/std 标准化, or minmax (x-min)/(max-min) 归一化")
     return parser

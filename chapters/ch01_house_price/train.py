@@ -15,7 +15,8 @@ import numpy as np
 import paddle
 
 from chapters.ch01_house_price.numpy_from_scratch import (
-    DIVERGED_ADVICE, NAME, build_parser, evaluate, load_data, price_in_thousands, print_evaluation,
+    DIVERGED_ADVICE, NAME, build_parser, evaluate, in_target_units, load_data, price_in_thousands,
+    print_evaluation,
 )
 from common.checkpoint import load_state, save_state
 from common.cli import run
@@ -42,7 +43,7 @@ class Regressor(paddle.nn.Layer):
 
 
 def build_model(cfg) -> Regressor:
-    return Regressor()
+    return Regressor(cfg.n_features)  # as many inputs as load_data found feature columns
 
 
 # ---- 3. Training config 训练配置 ----
@@ -95,6 +96,7 @@ def save(cfg, model: Regressor, data: dict, history: dict) -> dict:
     model_path = save_state(cfg.out / MODEL_FILE, model.state_dict())
     stats_path = write_json(cfg.out / NORMALIZATION_FILE, {
         "method": stats["method"], "shift": stats["shift"].tolist(), "scale": stats["scale"].tolist(),
+        "features": data["features"], "target": data["target"],  # the columns, in the order the model takes them
     })
     plot = plot_curves({"mini-batch SGD": history["loss"]}, cfg.out / "loss.png",
                        title="Boston housing, Paddle", ylabel="MSE (normalised)", logy=True)
@@ -102,17 +104,25 @@ def save(cfg, model: Regressor, data: dict, history: dict) -> dict:
 
 
 def load_for_prediction(out_dir: Path) -> tuple[Regressor, dict]:
-    """Load what `save` wrote: a model with its weights, and the normalisation statistics."""
-    model = Regressor()
-    model.set_state_dict(load_state(out_dir / MODEL_FILE))
+    """Load what `save` wrote: a model with its weights, and the normalisation statistics (with the column names)."""
     stats = json.loads((out_dir / NORMALIZATION_FILE).read_text(encoding="utf-8"))
-    return model, {"method": stats["method"], "shift": np.array(stats["shift"]), "scale": np.array(stats["scale"])}
+    model = Regressor(len(stats["shift"]) - 1)  # the statistics hold the F features and the target
+    model.set_state_dict(load_state(out_dir / MODEL_FILE))
+    return model, {"method": stats["method"], "shift": np.array(stats["shift"]), "scale": np.array(stats["scale"]),
+                   "features": stats.get("features"), "target": stats.get("target")}
 
 
 def predict(out_dir: Path, x_normalized: np.ndarray) -> np.ndarray:
     """Prices in $1000s for normalised features x [N, 13], with the model and statistics saved in out_dir."""
     model, stats = load_for_prediction(out_dir)
     return price_in_thousands(predict_normalized(model, x_normalized), stats)
+
+
+def predict_raw(out_dir: Path, features: np.ndarray) -> np.ndarray:
+    """Targets in their own units ($1000s for housing) for raw features [N, F]: normalised as in training first."""
+    model, stats = load_for_prediction(out_dir)
+    x = ((np.asarray(features, np.float64) - stats["shift"][:-1]) / stats["scale"][:-1]).astype(np.float32)
+    return price_in_thousands(predict_normalized(model, x), stats)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -131,16 +141,19 @@ def main(argv: list[str] | None = None) -> dict:
     house = len(data["test_x"]) - 1
     predicted = predict(cfg.out, data["test_x"][house:house + 1]).item()
     actual = price_in_thousands(data["test_y"][house], data["stats"]).item()
+    evaluation = evaluate(lambda x: predict_normalized(model, x), data)
+    unit = "k_dollars" if "test_rmse_k_dollars" in evaluation else data["target"]  # housing prices are in $1000s
     metrics = {
         "data_source": data["source"], "impl": "paddle", "device": device, "normalization": cfg.norm,
         "epochs": cfg.epochs, "mse_units": "normalised price (the units the model trains on)",
-        **evaluate(lambda x: predict_normalized(model, x), data),
-        "example_predicted_k_dollars": predicted, "example_actual_k_dollars": actual,
+        "features": data["features"], "target": data["target"], **evaluation,
+        f"example_predicted_{unit}": predicted, f"example_actual_{unit}": actual,
         "train_seconds": train_seconds, "loss_history": history["loss"],
     }
     print(f"data: {data['source']}  device: {device}")
     print_evaluation(metrics)
-    print(f"held-out house #{house} of the test split: predicted ${predicted:.1f}k, actual ${actual:.1f}k")
+    print(f"held-out {'house' if unit == 'k_dollars' else 'row'} #{house} of the test split: "
+          f"predicted {in_target_units(predicted, data)}, actual {in_target_units(actual, data)}")
     print(f"wrote {paths['model']}, {paths['normalization']}, {paths['plot']}, {write_metrics(cfg.out, metrics)}")
     return metrics
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from common.download import DataError
 from common.image import read_image
+from common.image_folder import prepare_image
 from common.mnist import normalize
 
 DEFAULT_RUN = Path("runs") / "ch02_mnist"
@@ -76,32 +77,50 @@ def load_predictor(model_path: str | Path | None = None):
     return model
 
 
-def classify(model, images_uint8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """images [N, 28, 28] uint8 (MNIST style) -> (labels [N] int64, probabilities [N] float32 of those labels)."""
+def run_info(model_path: str | Path | None) -> dict:
+    """The run's metrics.json ({} if none): "class_names" and "input" when it was trained on your own image folder."""
+    path = Path(model_path) if model_path is not None else DEFAULT_RUN
+    run = path if path.is_dir() else (path.parent if path.suffix == ".pdparams" else path.parent.parent)
+    try:
+        return json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def classify(model, images_uint8: np.ndarray, prepared: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """images [N, 28, 28] uint8 (MNIST style), or `prepared` model inputs [N, C, S, S] float32 ->
+    (labels [N] int64, probabilities [N] float32 of those labels)."""
     import paddle
     import paddle.nn.functional as F
 
     with paddle.no_grad():
-        logits = model(paddle.to_tensor(normalize(images_uint8)))
+        logits = model(paddle.to_tensor(normalize(images_uint8) if prepared is None else prepared))
         probabilities = F.softmax(logits, axis=1).numpy()  # the one and only softmax
     labels = probabilities.argmax(axis=1)
     return labels, probabilities[np.arange(len(labels)), labels]
 
 
-def predict_files(paths: list[str | Path], model) -> list[dict]:
-    """{"path", "label", "probability"} per readable file, {"path", "error"} per unreadable one, in order."""
+def predict_files(paths: list[str | Path], model, info: dict | None = None) -> list[dict]:
+    """{"path", "label", "probability"} per readable file, {"path", "error"} per unreadable one, in order.
+
+    info: the run's metrics.json (`run_info`); a run on your own image folder adds "class_name" and prepares
+    each image as its "input" says (resized, standardised), instead of as an MNIST digit."""
+    spec, names = (info or {}).get("input"), (info or {}).get("class_names")
     results, images, readable = [], [], []
     for path in paths:
         try:
-            images.append(to_mnist_style(read_image(path, mode="gray")))
+            images.append(prepare_image(path, spec) if spec else to_mnist_style(read_image(path, mode="gray")))
             readable.append(len(results))
             results.append({"path": str(path)})
         except DataError as e:
             results.append({"path": str(path), "error": str(e)})
     if images:
-        labels, probabilities = classify(model, np.stack(images))
+        batch = np.stack(images)
+        labels, probabilities = classify(model, batch, prepared=batch if spec else None)
         for i, label, probability in zip(readable, labels, probabilities):
             results[i].update(label=int(label), probability=round(float(probability), 4))
+            if names:
+                results[i]["class_name"] = names[int(label)]
     return results
 
 
@@ -119,14 +138,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
         model = load_predictor(cfg.model)
     except DataError as e:
         parser.error(str(e))
-    results = predict_files(cfg.images, model)
+    results = predict_files(cfg.images, model, run_info(cfg.model))
     if cfg.json:
         print(json.dumps(results, indent=2, ensure_ascii=False))
     for r in results:
         if "error" in r:
             print(f"error: {r['error']}", file=sys.stderr)
         elif not cfg.json:
-            print(f"{r['path']}: {r['label']} (probability {r['probability']:.3f})")
+            print(f"{r['path']}: {r.get('class_name', r['label'])} (probability {r['probability']:.3f})")
     if any("error" in r for r in results):
         sys.exit(1)  # after classifying every readable file
     return results

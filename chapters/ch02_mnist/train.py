@@ -23,7 +23,8 @@ from common.checkpoint import (export_inference_model, previous_checkpoint, read
 from common.cli import dropout_probability, make_parser, positive_float, positive_int, run
 from common.download import DataError
 from common.files import write_metrics
-from common.mnist import load_mnist, make_loader, set_epoch
+from common.image_folder import load_image_folder, looks_like_image_folder
+from common.mnist import FILES as MNIST_FILES, load_mnist, make_loader, set_epoch
 from common.models import build_mnist_model, count_parameters, evaluate
 from common.plot import plot_curves
 from common.progress import progress
@@ -36,6 +37,7 @@ BATCH_SIZE = 64
 OPTIMIZER = "adam"
 SCHEDULE = "onecycle"  # ramps the learning rate up for 30% of the steps, then anneals it to 1e-4
 AUGMENT = 2  # random shifts of up to 2 pixels (data augmentation); 0 turns it off
+IMAGE_SIZE = 28  # side of the model's input: MNIST's; your own images (--data FOLDER) are resized to it
 # A good learning rate depends on the optimizer: the adaptive ones (Adagrad, RMSProp, Adam) scale each
 # step by the gradient's own size, so they want far smaller values than SGD.
 DEFAULT_LR = {"sgd": 0.1, "momentum": 0.05, "adagrad": 0.01, "rmsprop": 0.002, "adam": 0.005}
@@ -76,27 +78,46 @@ def log(message: str) -> None:
 
 # ---- 1. Data processing 数据处理 ----
 def load_data(cfg) -> dict:
-    """MNIST (or the offline 5k subset), normalised, split, in DataLoaders.
+    """MNIST (or the offline 5k subset), or your own folder of class subfolders; normalised, split, in DataLoaders.
 
-    Returns {"data": MnistData, "train_loader": batches (images [B, 1, 28, 28], labels [B]) for this rank}.
+    Returns {"data": MnistData or ImageFolderData, "train_loader": batches (images [B, C, S, S], labels [B]) for
+    this rank, "class_names": [...] and "input": how to prepare an image, for a folder of your own}.
+    Records the sizes the model needs on cfg (cfg.num_classes, cfg.in_channels, cfg.image_size): the data
+    decides them, and build_model(cfg) follows.
     Under `paddle.distributed.launch` each of the R ranks gets its own b = --batch-size samples of every
     global batch of R*b (Paddle's DistributedBatchSampler).
     """
-    try:
-        data = load_mnist(cfg.data, val_size=cfg.val_size, seed=cfg.seed, download=not cfg.offline)
-    except ValueError as e:  # --val-size as large as the training set
-        raise DataError(f"--val-size: {e}") from e
+    named = {}
+    max_shift = cfg.augment
+    if cfg.data is not None and not cfg.data.exists():
+        raise DataError(f"--data {cfg.data}: no such folder. Give a folder with the four MNIST IDX files, or your own "
+                        "images in one subfolder per class (my_photos/cat/*.jpg, my_photos/dog/*.jpg ...); leave "
+                        "out --data to use the cache")
+    if cfg.data is not None and looks_like_image_folder(cfg.data) and \
+            not any((cfg.data / name).exists() for name, _ in MNIST_FILES.values()):
+        data = load_image_folder(cfg.data, size=IMAGE_SIZE, val_size=cfg.val_size, seed=cfg.seed)
+        named = {"class_names": data.class_names, "input": data.input_spec}
+        max_shift = 0  # the shifts fill the border with MNIST's blank: not a sensible border for photos
+    else:
+        try:
+            data = load_mnist(cfg.data, val_size=cfg.val_size, seed=cfg.seed, download=not cfg.offline)
+        except ValueError as e:  # --val-size as large as the training set
+            raise DataError(f"--val-size: {e}") from e
+    cfg.num_classes = len(named["class_names"]) if named else int(data.train_y.max()) + 1  # digits 0..9: 10
+    cfg.in_channels, cfg.image_size = data.train_x.shape[1], data.train_x.shape[2]
     train_loader = make_loader(data.train_x, data.train_y, cfg.batch_size, shuffle=True, seed=cfg.seed,
-                               num_workers=cfg.num_workers, max_shift=cfg.augment,
+                               num_workers=cfg.num_workers, max_shift=max_shift,
                                num_replicas=dist.get_world_size(), rank=dist.get_rank())
-    return {"data": data, "train_loader": train_loader}
+    return {"data": data, "train_loader": train_loader, **named}
 
 
 # ---- 2. Model design 模型设计 ----
 def build_model(cfg) -> paddle.nn.Layer:
-    """softmax | mlp | lenet: images [N, 1, 28, 28] -> logits [N, 10] (no softmax; see common/models.py)."""
+    """softmax | mlp | lenet: images [N, C, S, S] -> logits [N, K] (no softmax; see common/models.py), with
+    K = cfg.num_classes, C = cfg.in_channels, S = cfg.image_size as load_data found them (MNIST: 10, 1, 28)."""
     options = {"mlp": {"dropout": cfg.dropout},
                "lenet": {"dropout": cfg.dropout, "batch_norm": cfg.batch_norm}}.get(cfg.model, {})
+    options.update(num_classes=cfg.num_classes, in_channels=cfg.in_channels, image_size=cfg.image_size)
     # unique_name.guard: parameter names start from 0 in every model built here (see main).
     with paddle.utils.unique_name.guard():
         return build_mnist_model(cfg.model, **options)
@@ -252,10 +273,11 @@ def save(cfg, model: paddle.nn.Layer, history: dict) -> dict:
     cfg.out.mkdir(parents=True, exist_ok=True)
     weights = save_state(cfg.out / MODEL_FILE, model.state_dict())
     model.eval()  # export the inference behaviour of BatchNorm and Dropout
+    shape = [None, cfg.in_channels, cfg.image_size, cfg.image_size]  # as load_data found it
     # Into a temporary folder swapped in whole: a run killed here leaves the previous export intact.
     inference = export_inference_model(
         model, cfg.out / INFERENCE_DIR, name=INFERENCE_NAME,
-        input_spec=[paddle.static.InputSpec(shape=[None, 1, 28, 28], dtype="float32", name="image")])
+        input_spec=[paddle.static.InputSpec(shape=shape, dtype="float32", name="image")])
     loss_plot = plot_curves({"train": history["train_loss"], "validation": history["val_loss"]},
                             cfg.out / "loss.png", title=f"MNIST {cfg.model}: cross-entropy", ylabel="loss")
     acc_plot = plot_curves({"train": history["train_accuracy"], "validation": history["val_accuracy"]},
@@ -266,8 +288,11 @@ def save(cfg, model: paddle.nn.Layer, history: dict) -> dict:
 def build_parser():
     parser = make_parser(NAME, "MNIST handwritten digits: softmax regression, MLP and LeNet with Paddle.",
                          epochs=EPOCHS, lr=None, batch_size=BATCH_SIZE,
-                         data_help="folder with the four MNIST .gz IDX files (default: data/mnist/, "
-                                   "downloaded if missing, else the offline 5k subset)")
+                         data_help="folder with the four MNIST .gz IDX files, or your own images: a folder "
+                                   "with one subfolder per class (my_photos/cat/*.jpg, my_photos/dog/*.jpg ...), "
+                                   f"resized to {IMAGE_SIZE}x{IMAGE_SIZE}, grey or RGB as the images are, 20%% "
+                                   "held out for validation (default: data/mnist/, downloaded if missing, else "
+                                   "the offline 5k subset)")
     parser.add_argument("--model", choices=("softmax", "mlp", "lenet"), default=MODEL,
                         help="softmax regression 784-10, MLP 784-128-64-10, or the LeNet CNN")
     parser.add_argument("--optimizer", choices=tuple(DEFAULT_LR), default=OPTIMIZER, help="优化算法")
@@ -288,6 +313,8 @@ def build_parser():
                              "one, checkpoint.prev.pdckpt); same options and data only")
     parser.add_argument("--stop-after", type=positive_int, default=None, metavar="EPOCH",
                         help="stop after this epoch, as if interrupted (then run again with --resume)")
+    # The model's sizes: MNIST's until load_data finds others (your own image folder).
+    parser.set_defaults(num_classes=10, in_channels=1, image_size=IMAGE_SIZE)
     return parser
 
 
@@ -352,6 +379,8 @@ def main(argv: list[str] | None = None) -> dict:
                              / sum(history["epoch_train_seconds"]),
         "device": device, "world_size": dist.get_world_size(), "data_fingerprint": mnist.fingerprint,
     }
+    if "class_names" in data:  # your own classes: predict reports them by name and prepares images as "input" says
+        metrics.update(class_names=data["class_names"], input=data["input"])
     if not mnist.is_subset:
         test = evaluate(model, mnist.test_x, mnist.test_y)
         metrics.update(test_accuracy=test["accuracy"], test_loss=test["loss"])
@@ -362,7 +391,8 @@ def main(argv: list[str] | None = None) -> dict:
         metrics["history"] = history
         write_metrics(cfg.out, metrics)
         held_out = ("test", metrics["test_accuracy"]) if "test_accuracy" in metrics else \
-            ("validation (offline subset: no test set)", metrics["val_accuracy"])
+            (f"validation ({'your images' if 'class_names' in data else 'offline subset'}: no test set)",
+             metrics["val_accuracy"])
         print(f"{held_out[0]} accuracy {held_out[1]:.4f} after {metrics['epochs']} epochs, "
               f"{train_seconds:.1f} s, {metrics['images_per_second']:.0f} training images/s")
         print(f"wrote {paths['weights']}, {paths['inference']}.*, {paths['loss_plot'].name}, "

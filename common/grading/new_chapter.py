@@ -2,25 +2,37 @@
 
     python -m common.grading.new_chapter ch06_flowers --from ch02_mnist
 
-makes chapters/ch06_flowers/ (the source chapter's files with `chapters.ch02_mnist` and the name `ch02_mnist`
-rewritten; the script file names stay, so `train.py` is still where the five steps live), a README.md stub that
-lists the five template steps to fill in, and tests/test_ch06_flowers.py with the template tests:
+makes chapters/ch06_flowers/: every file of the source chapter (its scripts: the five steps in `train.py`, and
+the side scripts that reach data and model through those steps: predict, comparisons, benchmarks), with each
+whole-word mention of `ch02_mnist` rewritten to `ch06_flowers` -- module paths `chapters.ch02_mnist`, `NAME`, and
+so the default output folders `runs/ch06_flowers/...` -- and the short alias `ch02` to `ch06`. What the chapters
+share stays shared in common/ and is not copied. The README.md is a stub that lists the five steps to fill in,
+what was copied and why, and how to point the copy at your own data. tests/test_ch06_flowers.py holds the
+template tests:
 
     the five steps are exposed | a run end to end on tiny data writes metrics.json | the model's output shape |
-    its trainable parameter count
+    its parameters, layer by layer (name and shape) | its trainable parameter count (the sum of those shapes)
 
-The shapes and the count are measured now, on one tiny run of the copy (`--epochs 1`, `--offline`, `--device cpu`
-and a training subset such as `--train-size 256`, where the chapter has them), and written into the test file as
-constants to update when the model changes.
-It refuses to overwrite an existing chapter or test file and rejects a name that is not a Python identifier.
+The shapes are measured now, on one tiny run of the copy (`--epochs 1`, `--offline`, `--device cpu` and a
+training subset such as `--train-size 256`, where the chapter has them), and written into the test file the way
+a reader counts them: one line per parameter with its shape, and the total as the sum of their products. So they
+pass at once; a changed model (another layer, another width, another number of classes) fails them until the
+test is updated with the new layer list -- which is the point: the change is then a reviewed one.
+With `--data my_photos/` the tiny run and the template tests use your data (the copy's `--data`), so the
+recorded layers are those of the model your data makes (3 classes: a last layer 84 -> 3).
+A copy whose .py files still name another chapter is reported (a side script that bypasses the steps).
+It refuses to overwrite an existing chapter or test file and rejects a name that is not a Python identifier;
+`--root` scaffolds into another repository (the tests use a temporary one).
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import importlib
 import io
 import keyword
+import math
 import re
 import shutil
 import sys
@@ -61,9 +73,17 @@ def main_script(chapter_dir: Path) -> str:
     return found.group(1)
 
 
+def rewrite(text: str, old: str, new: str) -> str:
+    """Every whole-word `old` -> `new`; and the short alias (`ch02` in `import train as ch02`) when both have one."""
+    text = re.sub(rf"\b{re.escape(old)}\b", new, text)
+    old_short, new_short = (re.match(r"(ch\d+)_", name) for name in (old, new))
+    if old_short and new_short:
+        text = re.sub(rf"\b{old_short.group(1)}\b", new_short.group(1), text)
+    return text
+
+
 def copy_chapter(source: Path, target: Path, old: str, new: str) -> list[Path]:
     """Copy the chapter's files, rewriting every whole-word mention of its name (module paths, NAME, runs/...)."""
-    pattern = re.compile(rf"\b{re.escape(old)}\b")
     written = []
     for path in sorted(source.rglob("*")):
         rel = path.relative_to(source)
@@ -72,7 +92,7 @@ def copy_chapter(source: Path, target: Path, old: str, new: str) -> list[Path]:
         dest = target / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix in TEXT_SUFFIXES:
-            dest.write_text(pattern.sub(new, path.read_text(encoding="utf-8")), encoding="utf-8")
+            dest.write_text(rewrite(path.read_text(encoding="utf-8"), old, new), encoding="utf-8")
         else:
             shutil.copy2(path, dest)
         written.append(dest)
@@ -82,7 +102,46 @@ def copy_chapter(source: Path, target: Path, old: str, new: str) -> list[Path]:
     return written
 
 
-def readme_stub(name: str, source: str, script: str) -> str:
+def stale_mentions(target: Path, root: Path) -> list[str]:
+    """'file:line: chNN_other' for each mention of another chapter left in the copy's Python files."""
+    others = {p.name for p in (root / "chapters").glob("ch*") if p.is_dir()} - {target.name}
+    found = []
+    for path in sorted(target.rglob("*.py")):
+        if path.name == "__init__.py":  # its docstring says, on purpose, which chapter the copy started from
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            found += [f"{path.relative_to(root)}:{number}: {other}" for other in sorted(others)
+                      if re.search(rf"\b{re.escape(other)}\b", line)]
+    return found
+
+
+def describe_files(target: Path) -> list[str]:
+    """'`file`: the first line of its docstring' for each copied script: what was copied, and what it is for."""
+    lines = []
+    for path in sorted(target.glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        try:
+            doc = (ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or "").strip()
+        except SyntaxError:
+            doc = ""
+        lines.append(f"- `{path.name}`: {doc.splitlines()[0] if doc else '(no docstring)'}")
+    return lines
+
+
+def shared_modules(target: Path) -> list[str]:
+    """The common/ modules the copy imports: shared, so not copied."""
+    names = set()
+    for path in target.rglob("*.py"):
+        names |= set(re.findall(r"^\s*(?:from|import)\s+(common\.\w+)", path.read_text(encoding="utf-8"), re.M))
+    return sorted(names)
+
+
+def readme_stub(name: str, source: str, script: str, copied: list[str] = (), shared: list[str] = (),
+                data_help: str = "") -> str:
+    copied_text = "\n".join(copied) or "- (no scripts)"
+    shared_text = ", ".join(f"`{m}`" for m in shared) or "none"
+    data_text = f"`--data`: {data_help}" if data_help else "the chapter has no `--data` option."
     return f"""# {name}
 
 Started from `{source}` with `python -m common.grading.new_chapter {name} --from {source}`. The code still does what
@@ -102,9 +161,25 @@ one chapter knows this one.
 
 `main(argv=None)` parses the command line into `cfg` and calls the five in order.
 
+## What was copied, and why 复制了什么
+
+Every script of `{source}`, with `{source}` renamed to `{name}` everywhere (module paths, `NAME`, the default
+output folders, now `runs/{name}/...`): the five steps, because they are what you change, and the side scripts,
+because they reach the data and the model through those steps and so follow your changes:
+
+{copied_text}
+
+Not copied, because every chapter shares them and a fix there helps all: {shared_text} (in `common/`).
+
+## Your own data, before any code 自己的数据
+
+As in `{source}`, {data_text}
+
 ## How to run
 
     python -m chapters.{name} --help
+    python -m chapters.{name}                       # writes runs/{name}/...
+    python -m chapters.{name} --data YOUR_DATA      # your own data, as --data above says
     python chapters/{name}/{script}.py --out runs/{name}
     pytest tests/test_{name}.py
 
@@ -114,8 +189,9 @@ one chapter knows this one.
 
 ## Tests
 
-`tests/test_{name}.py` holds the template tests (the five steps, a tiny end-to-end run, output shape, parameter
-count). The shapes and the count were measured on {source}'s model: update them when you change yours, and add
+`tests/test_{name}.py` holds the template tests (the five steps, a tiny end-to-end run, output shape, the
+parameters layer by layer, their count). The layer list was measured on {source}'s model and is written out as a
+reader counts it: when you change the model, write the new list (and so the new count) into the test, and add
 tests of your own that check one real property each against a reference computed another way
 (`tests/test_{source}.py` has examples to adapt).
 
@@ -125,12 +201,22 @@ tests of your own that check one real property each against a reference computed
 """
 
 
-def tiny_args(script_module) -> list[str]:
-    """Options from TINY_* that the chapter's command line offers, read from its --help."""
+def help_text(script_module) -> str:
     text = io.StringIO()
     with contextlib.redirect_stdout(text), contextlib.suppress(SystemExit):
         script_module.main(["--help"])
-    offered = set(re.findall(r"(--[a-z][a-z0-9-]*)", text.getvalue()))
+    return text.getvalue()
+
+
+def data_help(help_output: str) -> str:
+    """The --data option's help, joined into one line ('' when the chapter has none)."""
+    found = re.search(r"^\s*--data DATA\s+(.*?)(?=^\s*-|\Z)", help_output, re.M | re.S)
+    return " ".join(found.group(1).replace("(default: None)", "").split()) if found else ""
+
+
+def tiny_args(script_module) -> list[str]:
+    """Options from TINY_* that the chapter's command line offers, read from its --help."""
+    offered = set(re.findall(r"(--[a-z][a-z0-9-]*)", help_text(script_module)))
     args = [flag for flag in TINY_FLAGS if flag in offered]
     for option, value in TINY_OPTIONS.items():
         if option in offered:
@@ -192,18 +278,25 @@ def run_tiny(script_module, args: list[str], out: Path) -> dict:
         with paddle.no_grad():
             seen["output_shape"] = list(model(paddle.zeros(seen["input_shape"], dtype=seen["input_dtype"])).shape)
         seen["parameters"] = int(sum(int(p.size) for p in model.parameters() if p.trainable))
+        seen["shapes"] = {n: [int(d) for d in p.shape] for n, p in model.named_parameters() if p.trainable}
     return seen
 
 
 def template_tests(name: str, source: str, args: list[str], seen: dict) -> str:
     measured = "parameters" in seen
+    shapes = seen.get("shapes", {})
+    shape_lines = "".join(f"    {name!r}: {shape!r},\n" for name, shape in shapes.items())
+    count_by_hand = " + ".join(str(math.prod(shape)) for shape in shapes.values()) or "0"
     text = f'''"""Template tests for chapters/{name} (made by `python -m common.grading.new_chapter {name} --from {source}`).
 
 They pass for the copy as it is. Keep them passing as you change the five steps: TINY_ARGS make a run take
-seconds; the shapes and the parameter count were measured on {source}'s model, so update them with your model.
+seconds. PARAMETER_SHAPES is the copied model as a reader counts it, one trainable parameter a line, and the
+count is the sum of their sizes: when you change the model (a layer, a width, the number of classes), write its
+new layer list here, so that the tests check what you meant the model to be.
 """
 import importlib
 import json
+import math
 import sys
 
 import pytest
@@ -216,7 +309,9 @@ TINY_ARGS = {args!r}  # options that make main() take seconds
         text += f'''INPUT_SHAPE = {seen["input_shape"]!r}  # the first batch the model saw in a tiny run
 INPUT_DTYPE = "{seen["input_dtype"]}"
 OUTPUT_SHAPE = {seen["output_shape"]!r}
-TRAINABLE_PARAMETERS = {seen["parameters"]}
+PARAMETER_SHAPES = {{  # name: shape of each trainable parameter of build_model(cfg)
+{shape_lines}}}
+TRAINABLE_PARAMETERS = {seen["parameters"]}  # = {count_by_hand}
 '''
     text += '''
 
@@ -272,15 +367,26 @@ def test_model_output_shape(tiny_run):
 
 
 @pytest.mark.points(2)
+def test_parameters_layer_by_layer(tiny_run):
+    model = script().build_model(tiny_run[1]["cfg"])
+    shapes = {name: list(p.shape) for name, p in model.named_parameters() if p.trainable}
+    assert shapes == PARAMETER_SHAPES, "the model changed: write its layers into PARAMETER_SHAPES"
+
+
+@pytest.mark.points(2)
 def test_trainable_parameter_count(tiny_run):
     model = script().build_model(tiny_run[1]["cfg"])
-    assert sum(int(p.size) for p in model.parameters() if p.trainable) == TRAINABLE_PARAMETERS
+    by_hand = sum(math.prod(shape) for shape in PARAMETER_SHAPES.values())
+    assert sum(int(p.size) for p in model.parameters() if p.trainable) == TRAINABLE_PARAMETERS == by_hand
 '''
     return text
 
 
-def scaffold(name: str, source: str, root: Path = REPO) -> list[Path]:
-    """Create chapters/<name>/ and tests/test_<name>.py from chapters/<source>/; nothing is left on an error."""
+def scaffold(name: str, source: str, root: Path = REPO, data: str | Path | None = None) -> list[Path]:
+    """Create chapters/<name>/ and tests/test_<name>.py from chapters/<source>/; nothing is left on an error.
+
+    data: your own data (the copy's --data) for the tiny run, and so for the template tests: their shapes and
+    counts are then those of the model your data makes (e.g. 3 classes)."""
     root = root.resolve()
     source_dir = root / "chapters" / source
     if not source_dir.is_dir():
@@ -293,12 +399,13 @@ def scaffold(name: str, source: str, root: Path = REPO) -> list[Path]:
     try:
         written = copy_chapter(source_dir, target, source, name)
         readme = target / "README.md"
-        readme.write_text(readme_stub(name, source, script), encoding="utf-8")
         args: list[str] = []
         try:
             with importable(root, name), tempfile.TemporaryDirectory(prefix=f"{name}-") as tmp:
                 module = importlib.import_module(f"chapters.{name}.{script}")
-                args = tiny_args(module)
+                args = tiny_args(module) + (["--data", str(data)] if data is not None else [])
+                readme.write_text(readme_stub(name, source, script, describe_files(target), shared_modules(target),
+                                              data_help(help_text(module))), encoding="utf-8")
                 seen = run_tiny(module, args, Path(tmp))
         except Exception as e:
             raise ScaffoldError(f"a tiny run of the copy (main({args + ['--out', 'TMP']})) failed, so nothing was "
@@ -318,14 +425,18 @@ def main(argv: list[str] | None = None) -> list[Path]:
     parser.add_argument("name", help="the new chapter's folder and package name, e.g. ch06_flowers")
     parser.add_argument("--from", dest="source", required=True, help="the chapter to copy, e.g. ch02_mnist")
     parser.add_argument("--root", type=Path, default=REPO, help="the repository (default: this one)")
+    parser.add_argument("--data", default=None, help="your own data (the copy's --data, e.g. my_photos/) for the "
+                                                     "tiny run and the template tests (default: the chapter's)")
     args = parser.parse_args(argv)
     try:
-        paths = scaffold(args.name, args.source, args.root)
+        paths = scaffold(args.name, args.source, args.root, args.data)
     except ScaffoldError as e:
         parser.error(str(e))
     root = args.root.resolve()
     print(f"created chapters/{args.name}/ ({len(paths) - 2} files from {args.source}), its README.md stub and "
           f"tests/test_{args.name}.py")
+    for mention in stale_mentions(root / "chapters" / args.name, root):
+        print(f"note: {mention} (another chapter named in the copy: make it go through the copy's own steps)")
     print(f"next: pytest tests/test_{args.name}.py, then change the five steps in "
           f"chapters/{args.name}/{main_script(root / 'chapters' / args.name)}.py")
     return paths
