@@ -87,10 +87,19 @@ def read_csv(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
 def has_header(path: str | os.PathLike) -> bool:
     """True if the file's first non-blank line holds a cell that is not a number (a header row, so a table)."""
     try:
-        with open(path, encoding="utf-8-sig", errors="replace") as f:
-            first = next((line for line in f if line.strip()), "")
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
     except OSError:
         return False
+    try:  # a binary file is no table: leave it to the caller's own format and its error
+        text = head.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 3:  # not just a character cut at the end of the chunk
+            return False
+        text = head[:e.start].decode("utf-8-sig")
+    if "\0" in text:
+        return False
+    first = next((line for line in text.splitlines() if line.strip()), "")
     separated = any(d in first for d in ",;\t")
     cells = next(csv.reader([first], delimiter=_delimiter(first)), []) if separated else first.split()
     for cell in cells:  # a housing.data row is numbers separated by spaces

@@ -307,7 +307,7 @@ def test_unexpected_errors_are_one_line_with_a_debug_hint(monkeypatch, capsys, t
 @pytest.mark.parametrize("damage, expected", [
     ("missing", "no such file"),
     ("folder", "is a folder"),
-    ("text", "is not a housing file"),
+    ("text", "is not a number"),  # a header row makes it a table (common.table)
     ("constant", "has the same value in every row"),
     ("nan", "is nan"),
     ("two_rows", "has 2 rows: at least 10"),
@@ -620,7 +620,8 @@ def test_interrupted_export_keeps_a_whole_model(step, ch02_run, monkeypatch, tmp
     old = snapshot(prefix.parent)
     x = paddle.to_tensor(np.random.default_rng(0).normal(size=(3, 1, 28, 28)).astype("float32"))
     expected = checkpoint.load_inference_model(prefix)(x).numpy()
-    model = ch02.build_model(SimpleNamespace(model="softmax", dropout=0.0, batch_norm=False))
+    mnist_sizes = {"num_classes": 10, "in_channels": 1, "image_size": 28}
+    model = ch02.build_model(SimpleNamespace(model="softmax", dropout=0.0, batch_norm=False, **mnist_sizes))
     if step == "during_jit_save":
         def killed_jit_save(layer, path, **kwargs):
             Path(path + ".pdiparams").write_bytes(b"half a file")
