@@ -37,7 +37,8 @@ How a command runs (`update`):
   machine has cached: write `--offline` in commands that need data (the chapters then use the copies that pip
   packages ship), or they try to download;
 - in the output, the temporary folder, the repository root and site-packages paths are shortened (`runs/ch01/...`,
-  `.../site-packages/...`), carriage-return redraws keep their last state, and the wall-clock time is the last line.
+  `data/...`, `.../site-packages/...`, `<temporary folder>` for a program's own temporary folders), ANSI colours are
+  removed, carriage-return redraws keep their last state, and the wall-clock time is the last line.
 
 Fingerprints. The end marker's `fingerprint` is a sha256 prefix of the block's options and command and of every file
 of this repository the command runs: the module or script it names, the repository files named in its arguments
@@ -77,7 +78,7 @@ from common.files import atomic_path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RUN = re.compile(r"^<!-- docs:run (?P<spec>.+?) -->[ \t]*$", re.M)
 END = re.compile(r"^<!-- docs:end(?P<attrs>[^>]*?)-->[ \t]*$", re.M)
-QUOTE = re.compile(r"<!-- docs:quote (?P<items>.+?) -->")
+QUOTE = re.compile(r"(?<!`)<!-- docs:quote (?P<items>.+?) -->")  # `<!-- docs:quote ... -->` in code is an example
 OPTION_KEYS = {"head", "tail", "match", "status", "stderr", "timeout"}
 DEFAULT_TIMEOUT = 900
 FINGERPRINT_CHARS = 12
@@ -274,6 +275,8 @@ def _redirect(token: str, tmp: Path) -> str:
 def _clean(text: str, tmp: Path, root: Path) -> list[str]:
     text = _ANSI.sub("", text)
     text = text.replace(str(tmp / "data-cache"), "data")  # the empty cache stands for the user's data/
+    # Temporary folders a program makes for itself (tempfile.mkdtemp) have random names: one placeholder.
+    text = re.sub(re.escape(tempfile.gettempdir()) + r"/tmp[\w-]+", "<temporary folder>", text)
     for prefix, short in [(str(tmp) + os.sep, ""), (str(root) + os.sep, ""),
                           *((p + os.sep, ".../site-packages/") for p in _site_packages())]:
         text = text.replace(prefix, short)
