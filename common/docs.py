@@ -27,7 +27,8 @@ Options come before the command, ended by ` -- `: `<!-- docs:run tail=4 status=2
     timeout=S       seconds before the command is stopped (default 900)
 
 How a command runs (`update`):
-- from the repository root, with this Python for a leading `python`, PYTHONHASHSEED=0 and unbuffered output,
+- from the repository root and with it first on PYTHONPATH (so a script imports this checkout's modules, not an
+  installed copy), with this Python for a leading `python`, PYTHONHASHSEED=0 and unbuffered output,
   and each program's own fixed default seed (`--seed 0` in every chapter);
 - every argument under `runs/` (`--out runs/ch01`, `--model runs/ch02_mnist/lenet`, `--log_dir=runs/x`) is moved
   into one temporary folder per README, so a block never touches the repository's runs/ and a later block of the
@@ -321,7 +322,9 @@ def run_block(block: Block, tmp: Path, root: Path = REPO_ROOT) -> tuple[str | No
     argv = [_redirect(t, tmp) for t in shlex.split(block.command)]
     if argv and argv[0] in ("python", "python3"):
         argv[0] = sys.executable
-    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONUNBUFFERED": "1",
+    # PYTHONPATH: a script (`python chapters/x/train.py`) imports this checkout's common/, not an installed copy.
+    pythonpath = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONUNBUFFERED": "1", "PYTHONPATH": pythonpath,
            "COURSE_DATA_DIR": str(tmp / "data-cache"), "COLUMNS": "120"}
     (tmp / "data-cache").mkdir(parents=True, exist_ok=True)
     stderr = subprocess.DEVNULL if block.options.get("stderr") == "hide" else subprocess.STDOUT

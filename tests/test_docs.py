@@ -60,6 +60,8 @@ def scratch_repo(tmp_path: Path) -> Path:
 
         main()
         """))
+    (root / "chapters" / "chx" / "script.py").write_text(  # run as a script: imports this repository's common/
+        "import common.settings\nprint('imported', common.settings.__file__)\n")
     (root / "chapters" / "chx" / "README.md").write_text(textwrap.dedent("""\
         # Chapter x
 
@@ -72,6 +74,9 @@ def scratch_repo(tmp_path: Path) -> Path:
         It prints "line 0" first. <!-- docs:quote "line 0" -->
 
         <!-- docs:run status=2 -- python -c "import sys; print('bad input'); sys.exit(2)" -->
+        <!-- docs:end -->
+
+        <!-- docs:run python chapters/chx/script.py -->
         <!-- docs:end -->
         """))
     return root
@@ -102,6 +107,7 @@ def test_update_writes_real_output_and_check_catches_a_changed_default(tmp_path)
     assert block[-1].endswith(" s wall clock]")
     assert not (root / "runs").exists()  # the run wrote into a temporary folder, not the repository
     assert "bad input" in docs.read_blocks(readme)[1].output_text()  # the documented error case, status 2
+    assert "imported common/settings.py" in docs.read_blocks(readme)[2].output_text()  # the scratch repo's module
     assert run_docs(root, "check").returncode == 0
 
     # A changed default in a common module the chapter imports: stale, and the refresh command is named.
@@ -110,6 +116,7 @@ def test_update_writes_real_output_and_check_catches_a_changed_default(tmp_path)
     stale = run_docs(root, "check")
     assert stale.returncode == 1
     assert "stale" in stale.stdout and "python -m common.docs update chx" in stale.stdout
+    assert stale.stdout.count("is stale") == 2  # the chapter's block and the script's, not the python -c one
     settings.write_text("DEFAULT = 3\n")  # reverted: fresh again
     assert run_docs(root, "check").returncode == 0
     # A module the chapter does not import does not make it stale.
