@@ -23,7 +23,8 @@ that make one output of a convolution or linear layer: `K = C_in / groups * kh *
   (a convolution kernel multiplies the padded zeros too).
 - MACs are counted for conv, linear and matmul only. This is the convention of the published model
   figures (e.g. torchvision's "GFLOPS" column, which is in fact GMACs): a ResNet-50 at 224x224 is 4.09 G.
-- BatchNorm (inference form, folded to y = a * x + b): 1 multiplication + 1 addition per element.
+- BatchNorm, either class (BatchNorm1D/2D/3D and the older `paddle.nn.BatchNorm`), in its inference form
+  folded to y = a * x + b: 1 multiplication + 1 addition per element.
 - Average pooling: window - 1 additions and 1 multiplication (by 1 / window) per output; adaptive
   pooling uses each output's exact window. Max pooling: window - 1 comparisons per output.
   Padded positions count as part of the window, as for convolutions.
@@ -46,10 +47,14 @@ pass never called as leaves get a row of their own, marked in `note`.
 """
 from __future__ import annotations
 
+import ast
 import csv
+import importlib
+import importlib.util
 import io
 import math
 import os
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -91,6 +96,7 @@ class ModelReport:
     rows: list[LayerRow]
     trainable_params: int
     non_trainable_params: int
+    note: str = ""  # e.g. how a batch too large to allocate was counted
 
     @property
     def totals(self) -> dict:
@@ -108,7 +114,7 @@ class ModelReport:
         }
 
     def to_dict(self) -> dict:
-        return {"model": self.model, "input_shape": self.input_shape, "totals": self.totals,
+        return {"model": self.model, "input_shape": self.input_shape, "totals": self.totals, "note": self.note,
                 "layers": [asdict(r) for r in self.rows]}
 
     def to_csv(self) -> str:
@@ -134,6 +140,8 @@ class ModelReport:
         lines.append(f"{self.model}, input {self.input_shape}: {t['total_params']:,} parameters "
                      f"({t['trainable_params']:,} trainable, {t['non_trainable_params']:,} not), "
                      f"{t['macs'] / 1e9:.4g} GMACs, {t['flops'] / 1e9:.4g} GFLOPs")
+        if self.note:
+            lines.append(self.note)
         return "\n".join(lines) + "\n"
 
     def save(self, out_dir: str | os.PathLike, stem: str = "layers") -> list[Path]:
@@ -196,7 +204,10 @@ ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Sigmoid, nn.Tanh, nn.Softmax, nn.LeakyReLU,
 FREE_LAYERS = (nn.Dropout, nn.Flatten, nn.Identity)
 
 
-COUNTED_LAYERS = (nn.Conv1D, nn.Conv2D, nn.Conv3D, nn.Linear, nn.layer.norm._BatchNormBase, nn.MaxPool2D,
+# Paddle has two BatchNorm families: BatchNorm1D/2D/3D (and SyncBatchNorm) derive from _BatchNormBase; the older
+# paddle.nn.BatchNorm, which densenet and others still use, does not. Both count the same.
+BATCH_NORMS = (nn.layer.norm._BatchNormBase, nn.BatchNorm)
+COUNTED_LAYERS = (nn.Conv1D, nn.Conv2D, nn.Conv3D, nn.Linear, *BATCH_NORMS, nn.MaxPool2D,
                   nn.AvgPool2D, nn.AdaptiveAvgPool2D, nn.AdaptiveMaxPool2D, *ACTIVATIONS, *FREE_LAYERS)
 
 
@@ -207,7 +218,7 @@ def _count_layer(layer, in_shape, out_shape) -> dict | None:
         return _dot_products(out, _numel(layer.weight.shape[1:]), layer.bias is not None)
     if isinstance(layer, nn.Linear):
         return _dot_products(out, layer.weight.shape[0], layer.bias is not None)
-    if isinstance(layer, nn.layer.norm._BatchNormBase):
+    if isinstance(layer, BATCH_NORMS):
         return {"multiplications": out, "additions": out}
     if isinstance(layer, nn.MaxPool2D):
         return _pool_counts("max", _kernel_area(layer.ksize), out_shape)
@@ -367,15 +378,97 @@ def _first_line(error: Exception) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def inspect_model(model: nn.Layer, input_shape, dtype: str = "float32", name: str | None = None) -> ModelReport:
+MEMORY_BUDGET = 4 * 2**30  # bytes a forward pass may need; a larger batch is counted without being allocated
+
+
+class InputTooLarge(ValueError):
+    """The input would need more memory than the budget, and cannot be counted without allocating it."""
+
+
+def _gib(n_bytes: float) -> str:
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
+        if n_bytes >= size:
+            return f"{n_bytes / size:,.1f} {unit}"
+    return f"{n_bytes / 2**10:,.1f} KiB"
+
+
+def activation_bytes(report: ModelReport, dtype: str = "float32") -> int:
+    """An upper bound of the memory one forward pass needs: the input plus every row's output, all at once
+    (a no-gradient pass frees most of them early; residual and concatenating networks keep some)."""
+    itemsize = paddle.zeros([1], dtype=dtype).element_size()
+    return itemsize * (_numel(report.input_shape) + sum(_numel(r.output_shape) for r in report.rows
+                                                       if r.output_shape is not None))
+
+
+def inspect_model(model: nn.Layer, input_shape, dtype: str = "float32", name: str | None = None,
+                  memory_budget: int = MEMORY_BUDGET) -> ModelReport:
     """Run one forward pass of `model` on zeros of `input_shape` and tabulate every layer call.
 
-    input_shape: e.g. [10, 3, 224, 224]; every size positive. Raises ValueError when the input does not
-    fit the network (too small for a kernel, wrong channel count, wrong flattened size).
+    input_shape: e.g. [10, 3, 224, 224]; every size positive. Raises ValueError (InputMismatch) when the input
+    does not fit the network (too small for a kernel, wrong channel count, wrong flattened size).
+
+    A batch whose forward pass could need more than `memory_budget` bytes (4 GiB) is not allocated: the model
+    runs at batch 1 and 2, and, when every count and shape grows exactly in proportion to the batch (as in any
+    network that treats samples independently), the table is the batch-1 table scaled to N, exactly what the
+    full pass would give; the report's `note` says so. Otherwise, or when one sample alone is too large,
+    InputTooLarge says how much memory the pass would need.
     """
     input_shape = [int(s) for s in input_shape]
     if not input_shape or any(s <= 0 for s in input_shape):
         raise ValueError(f"input shape must be positive sizes, got {input_shape}")
+    itemsize = paddle.zeros([1], dtype=dtype).element_size()
+    sample = [1, *input_shape[1:]]
+    if _numel(sample) * itemsize * 8 > memory_budget:  # before running: one sample alone is this large
+        raise InputTooLarge(f"one sample of {input_shape} is {_gib(_numel(sample) * itemsize)} as {dtype}, and a "
+                            f"forward pass needs several times that: above the {_gib(memory_budget)} budget")
+    if input_shape[0] == 1 or len(input_shape) < 2:
+        return _inspect(model, input_shape, dtype, name)
+    one = _inspect(model, sample, dtype, name)
+    need = activation_bytes(one, dtype) * input_shape[0]
+    if need <= memory_budget:
+        return _inspect(model, input_shape, dtype, name)
+    if activation_bytes(one, dtype) > memory_budget:
+        raise InputTooLarge(f"one sample of {input_shape} needs up to {_gib(activation_bytes(one, dtype))} "
+                            f"in a forward pass: above the {_gib(memory_budget)} budget")
+    return _scaled(one, _inspect(model, [2, *input_shape[1:]], dtype, name), input_shape, need, memory_budget)
+
+
+_COUNTS = ("multiplications", "additions", "macs", "flops")
+
+
+def _scaled(one: ModelReport, two: ModelReport, input_shape: list, need: int, budget: int) -> ModelReport:
+    """The batch-N report from the batch-1 and batch-2 ones, if everything is proportional to the batch."""
+    def batch_shape(s1, s2):
+        if s1 is None or s2 is None:
+            return s1 == s2
+        return len(s1) == len(s2) and s1[1:] == s2[1:] and s2[0] == 2 * s1[0]
+
+    proportional = len(one.rows) == len(two.rows) and all(
+        (r1.name, r1.type, r1.trainable, r1.non_trainable) == (r2.name, r2.type, r2.trainable, r2.non_trainable)
+        and batch_shape(r1.input_shape, r2.input_shape) and batch_shape(r1.output_shape, r2.output_shape)
+        and all(getattr(r2, c) == 2 * getattr(r1, c) for c in _COUNTS)
+        for r1, r2 in zip(one.rows, two.rows))
+    if not proportional:
+        raise InputTooLarge(f"input {input_shape} needs up to {_gib(need)} in a forward pass (budget "
+                            f"{_gib(budget)}), and this model's counts do not grow in proportion to the batch, "
+                            f"so they cannot be scaled from a small one: use a smaller batch")
+    n = input_shape[0]
+    rows = []
+    for r in one.rows:
+        scaled = LayerRow(**{**asdict(r), **{c: n * getattr(r, c) for c in _COUNTS}})
+        for key in ("input_shape", "output_shape"):
+            shape = getattr(r, key)
+            if shape is not None:
+                setattr(scaled, key, [n * shape[0], *shape[1:]])
+        rows.append(scaled)
+    note = (f"batch {n:,} counted without allocating it: its forward pass needs up to {_gib(need)} (budget "
+            f"{_gib(budget)}), so the model ran at batch 1 and 2, every count and shape grew in proportion, "
+            f"and the table is batch 1 scaled by {n:,}")
+    return ModelReport(one.model, input_shape, rows, one.trainable_params, one.non_trainable_params, note)
+
+
+def _inspect(model: nn.Layer, input_shape: list, dtype: str, name: str | None) -> ModelReport:
+    """One forward pass on zeros of `input_shape` with every layer hooked: the report (see inspect_model)."""
     names = {id(layer): path for path, layer in model.named_sublayers(include_self=True)}
     layers_by_id = {id(layer): layer for layer in model.sublayers(include_self=True)}
     leaves = {id(layer) for path, layer in model.named_sublayers(include_self=True) if not layer.sublayers()}
@@ -481,3 +574,91 @@ def _fill(row: LayerRow, counts: dict | None) -> None:
     row.additions = counts.get("additions", 0)
     row.macs = counts.get("macs", 0)
     row.flops = row.multiplications + row.additions + counts.get("other", 0)
+
+
+# ---- building a model from a command-line description ----
+class ModelSpecError(ValueError):
+    """A --model description that does not name a buildable model; the message says what is wrong."""
+
+
+def parse_model_spec(text: str) -> tuple[str, str, tuple, dict]:
+    """'path/file.py:Net(num_classes=5)' -> ('path/file.py', 'Net', (), {'num_classes': 5}).
+
+    Forms: NAME, NAME(args), TARGET:NAME, TARGET:NAME(args), where TARGET is a .py file or a dotted module
+    name. The arguments are parsed with ast and each is evaluated with ast.literal_eval: numbers, strings,
+    True/False/None, tuples, lists, dicts and sets, never a name or a call, so a description cannot run code.
+    """
+    head, paren, rest = text.strip().partition("(")
+    target, _, name = head.strip().rpartition(":")
+    target, name = target.strip(), name.strip()
+    if not name.isidentifier():
+        raise ModelSpecError(f"expected NAME, NAME(args), file.py:NAME or package.module:NAME, got {text!r}")
+    if not paren:
+        return target, name, (), {}
+    try:
+        call = ast.parse(f"{name}({rest}", mode="eval").body
+    except SyntaxError:
+        raise ModelSpecError(f"cannot read the arguments of {text!r}: write them as in Python, "
+                             f"e.g. {name}(num_classes=5)") from None
+    if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name):
+        raise ModelSpecError(f"expected one call {name}(...), got {text!r}")
+    try:
+        args = tuple(ast.literal_eval(a) for a in call.args)
+        kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg is not None}
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        raise ModelSpecError(f"the arguments of {text!r} must be literals (numbers, strings, True/False/None, "
+                             f"lists, dicts), not names or calls") from None
+    if any(k.arg is None for k in call.keywords):
+        raise ModelSpecError(f"**arguments are not supported in {text!r}")
+    return target, name, args, kwargs
+
+
+def _load_target(target: str):
+    """The module a spec names: a .py file (run as code: it is the user's own model) or an importable module."""
+    if target.endswith(".py"):
+        path = Path(target).expanduser()
+        if not path.is_file():
+            raise ModelSpecError(f"no Python file at {target}: check the path")
+        module_name = f"_user_model_{abs(hash(str(path.resolve())))}"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.path.insert(0, str(path.resolve().parent))  # so the file can import its neighbours
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as e:
+            sys.modules.pop(module_name, None)
+            raise ModelSpecError(f"running {target} failed: {type(e).__name__}: {_first_line(e)}") from e
+        finally:
+            sys.path.remove(str(path.resolve().parent))
+        return module
+    try:
+        return importlib.import_module(target)
+    except Exception as e:
+        raise ModelSpecError(f"cannot import module {target}: {type(e).__name__}: {_first_line(e)}") from e
+
+
+def build_model_spec(text: str, known: dict) -> nn.Layer:
+    """Build the model `text` describes (see parse_model_spec); `known` maps plain names to constructors."""
+    target, name, args, kwargs = parse_model_spec(text)
+    if target:
+        module = _load_target(target)
+        if not hasattr(module, name):
+            offered = sorted(n for n, v in vars(module).items()
+                             if not n.startswith("_") and isinstance(v, type) and issubclass(v, nn.Layer)
+                             and v.__module__ == module.__name__)
+            raise ModelSpecError(f"{target} has no {name!r}" + (f"; its layers: {', '.join(offered)}" if offered else ""))
+        build = getattr(module, name)
+    elif name in known:
+        build = known[name]
+    else:
+        raise ModelSpecError(f"unknown model {name!r}; known: {', '.join(known)}")
+    if not callable(build):
+        raise ModelSpecError(f"{text!r} is not a class or function")
+    try:
+        model = build(*args, **kwargs)
+    except Exception as e:
+        raise ModelSpecError(f"{name}(...) raised {type(e).__name__}: {_first_line(e)}") from e
+    if not isinstance(model, nn.Layer):
+        raise ModelSpecError(f"{text!r} built a {type(model).__name__}, not a paddle.nn.Layer")
+    return model

@@ -8,7 +8,8 @@ Sources, in order:
    by class). There is no test set then: the validation split is the only held-out figure, and it says so.
 
 Every image reaches a model through `normalize`, the one place where pixel scaling is defined, so training and
-prediction cannot drift apart. The validation split is carved from the training images (stratified, shuffled with
+prediction cannot drift apart. What it does is a standardisation 标准化 (z-score: subtract the mean, divide by the
+standard deviation), not a min-max normalisation 归一化; the name `normalize` is kept because code calls it. The validation split is carved from the training images (stratified, shuffled with
 a fixed seed); the test set is touched only for the final figure.
 """
 from __future__ import annotations
@@ -37,8 +38,8 @@ FULL_VAL_SIZE = 5000  # 55,000 / 5,000 train / validation, the classic split of 
 SUBSET_VAL_SIZE = 1000  # 4,000 / 1,000 on the 5,000-image offline subset
 MAX_VAL_FRACTION = 0.2  # a smaller folder of your own IDX files holds out a fifth (at most the default size)
 
-# Normalisation 归一化: pixels 0..255 -> (p / 255 - MEAN) / STD, with the mean and standard deviation of the
-# 60,000 official training images. A blank (0) pixel becomes -0.4242, a full stroke (255) 2.8215.
+# Standardisation 标准化 (z-score): pixels 0..255 -> (p / 255 - MEAN) / STD, with the mean and standard deviation of
+# the 60,000 official training images. A blank (0) pixel becomes -0.4242, a full stroke (255) 2.8215.
 MEAN = 0.1307
 STD = 0.3081
 
@@ -49,7 +50,7 @@ _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dty
 
 @dataclass
 class MnistData:
-    """Images float32 [N, 1, 28, 28], already normalised; labels int64 [N]. test_* are None on the offline subset."""
+    """Images float32 [N, 1, 28, 28], already standardised; labels int64 [N]. test_* are None on the offline subset."""
 
     train_x: np.ndarray
     train_y: np.ndarray
@@ -67,7 +68,8 @@ class MnistData:
 
 
 def normalize(images: np.ndarray) -> np.ndarray:
-    """uint8 (or 0..255 float) images [N, 28, 28] or [N, 1, 28, 28] -> float32 [N, 1, 28, 28], MNIST-normalised."""
+    """uint8 (or 0..255 float) images [N, 28, 28] or [N, 1, 28, 28] -> float32 [N, 1, 28, 28], standardised
+    with MNIST's pixel mean and standard deviation (a z-score; the name is historical)."""
     images = np.asarray(images)
     if images.ndim == 3:
         images = images[:, None]
@@ -207,7 +209,7 @@ def load_mnist(
     seed: int = 0,
     download: bool = True,
 ) -> MnistData:
-    """Load MNIST, normalised, with a validation split carved from the training images.
+    """Load MNIST, standardised, with a validation split carved from the training images.
 
     data_dir: a folder with the four IDX files (used as is, no md5 check: it may hold your own IDX data);
               None: the md5-verified cache `data/mnist/`, downloaded if missing, else the offline 5k subset.
@@ -269,7 +271,7 @@ BLANK = np.float32(-MEAN / STD)  # a 0 pixel after `normalize`
 
 
 class MnistDataset(paddle.io.Dataset):
-    """Normalised images [N, 1, 28, 28] float32 and labels [N] int64; item i is (image [1, 28, 28], label []).
+    """Standardised images [N, 1, 28, 28] float32 and labels [N] int64; item i is (image [1, 28, 28], label []).
 
     max_shift > 0 turns on data augmentation 数据增强: each image is moved by up to `max_shift` pixels in x
     and y, the border filled with blank. The shifts of epoch e are drawn in `set_epoch(e)` from a generator

@@ -115,7 +115,8 @@ def scaffolded(tmp_path_factory):
 def test_copy_rewrites_module_paths_and_names(scaffolded):
     copy = scaffolded / "chapters" / "ch06_houses"
     assert sorted(p.name for p in copy.iterdir()) == sorted(
-        ["README.md", "__init__.py", "__main__.py", "numpy_from_scratch.py", "predict.py", "train.py"])
+        ["README.md", "__init__.py", "__main__.py", "numpy_from_scratch.py", "predict.py", "split_check.py",
+         "train.py"])
     for path in copy.glob("*.py"):  # only the new __init__.py's docstring says where the copy came from
         assert "ch01_house_price" not in path.read_text() or path.name == "__init__.py", path
     assert "from chapters.ch06_houses.train import main" in (copy / "__main__.py").read_text()

@@ -42,8 +42,10 @@ def split_train_test(data: np.ndarray, ratio: float = TRAIN_RATIO) -> tuple[np.n
 def fit_normalization(train: np.ndarray, method: str) -> dict:
     """Statistics for `normalize`, computed on the training split only, so no test information leaks in.
 
-    minmax 归一化: x' = (x - min) / (max - min), every column in [0, 1] on the training split.
-    zscore 标准化: x' = (x - mean) / std, every column with mean 0 and std 1 on the training split.
+    minmax, normalisation 归一化: x' = (x - min) / (max - min), every column in [0, 1] on the training split
+        (test rows may fall outside: they are scaled with the training statistics);
+    zscore, standardisation 标准化: x' = (x - mean) / std, every column with mean 0 and std 1 on the training split.
+    ("normalize" in the code's names covers both kinds of feature scaling 特征缩放.)
     """
     train = train.astype(np.float64)  # float32 sums drift by ~1e-5 over 404 rows
     if method == "minmax":
@@ -60,7 +62,7 @@ def fit_normalization(train: np.ndarray, method: str) -> dict:
 
 
 def normalize(data: np.ndarray, stats: dict) -> np.ndarray:
-    """Normalise all F + 1 columns (F features and the price): [N, 14] -> [N, 14] float32 for housing."""
+    """Scale all F + 1 columns (F features and the target) with `stats` (min-max or z-score): [N, F + 1] -> same, float32."""
     return ((data - stats["shift"]) / stats["scale"]).astype(np.float32)
 
 

@@ -2,7 +2,8 @@
 
 What a convolution kernel (卷积核) does to an image, shown with kernels designed by hand:
   1. black/white boundary detection (黑白边界检测): kernel [1, 0, -1] on a synthetic image;
-  2. edge detection on a photo (图像中物体边缘检测): 3x3, 8 in the centre and -1 around, on each colour channel;
+  2. edge detection on a photo (图像中物体边缘检测): 3x3, 8 in the centre and -1 around (the negative of the
+     8-neighbour Laplacian), on each colour channel;
   3. mean blur (图像均值模糊): 5x5 of 1/25 on the greyscale photo;
   4. pooling (池化): max and average, on a small array and on the photo; the output-size formula;
   5. activation functions (激活函数) and their derivatives; vanishing gradients (梯度消失).
@@ -43,6 +44,7 @@ POOL_SIZE = 4       # pooling window (and stride) on the photo
 # The hand-designed kernels, [kh, kw]. Paddle's conv, like cv2.filter2D, is cross-correlation: the kernel
 # is slid over the image as written, not flipped.
 BOUNDARY_KERNEL = np.array([[1, 0, -1]], dtype=np.float32)
+# The negative of the 8-neighbour discrete Laplacian (whose stencil is -8 in the centre and 1 around).
 EDGE_KERNEL = np.array([[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]], dtype=np.float32)
 BLUR_KERNEL = np.full((5, 5), 1 / 25, dtype=np.float32)
 LEARNABLE = {"edge": EDGE_KERNEL, "blur": BLUR_KERNEL}
