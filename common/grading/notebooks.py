@@ -35,8 +35,12 @@ import argparse
 import ast
 import copy
 import json
+import logging
+import os
 import re
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,18 +156,24 @@ def execute(nb, *, cwd: Path, env: dict | None = None, timeout: float = 120, pre
         cell = nbformat.v4.new_code_cell(prelude, metadata={"tags": ["prelude"]})
         cell["id"] = "prelude"
         nb.cells.insert(0, cell)
-    km = KernelManager(kernel_spec_manager=ThisPython(), kernel_name="python3",
-                       connection_file=str(Path(cwd) / "kernel-connection.json"))
+    runtime = tempfile.mkdtemp(prefix="course-kernel-")  # the connection file: not in the user's folders
+    quiet = logging.getLogger("common.grading.notebooks.kernel")
+    quiet.setLevel(logging.ERROR)  # jupyter_client warns about zmq contexts it closes late; nothing to act on
+    km = KernelManager(kernel_spec_manager=ThisPython(), kernel_name="python3", log=quiet, transport="ipc",
+                       ip=str(Path(runtime) / "ipc"), connection_file=str(Path(runtime) / "kernel.json"))
     client = NotebookClient(nb, km=km, timeout=timeout, resources={"metadata": {"path": str(cwd)}},
                             allow_errors=False)
     try:
-        client.execute(env=env, cwd=str(cwd))
+        client.execute(env=dict(os.environ) if env is None else env, cwd=str(cwd))
     except CellExecutionError as e:
         failed = next((c for c in nb.cells if any(o.get("output_type") == "error" for o in c.get("outputs", []))), None)
-        number = nb.cells.index(failed) if failed is not None else "?"
+        shown = [c for c in nb.cells if c.get("id") not in ("prelude", "injected-parameters")]  # as Jupyter counts
+        number = shown.index(failed) + 1 if failed in shown else "?"
         source = failed.source if failed is not None else "(unknown cell)"
         raise CellFailed(f"cell {number} failed:\n{source}\n---\n{e.ename}: {e.evalue}\n{_plain(e.traceback)}") \
             from None
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
     return nb
 
 
@@ -422,13 +432,14 @@ def use_submitted_notebooks(starter: Path, code: Path) -> list[str]:
     """After the grader laid a submission over the starter in `code`: for each assignment notebook of the starter
     whose copy in `code` has other code than the starter's, write the .py from it (or a stub that fails with the
     reason). Returns one note per notebook used. Never raises on a submitted file."""
+    candidates = [p for p in sorted((starter / "chapters").rglob("*.ipynb")) if ".ipynb_checkpoints" not in p.parts]
+    if not candidates:
+        return []  # no notebooks handed out: nothing to do (and no need for nbformat)
     import nbformat
 
     notes = []
-    for starter_path in sorted((starter / "chapters").rglob("*.ipynb")):
+    for starter_path in candidates:
         rel = starter_path.relative_to(starter)
-        if ".ipynb_checkpoints" in rel.parts:
-            continue
         try:
             reference = nbformat.reads(starter_path.read_text(encoding="utf-8"), as_version=4)
         except Exception:
