@@ -41,6 +41,7 @@ import re
 import shutil
 import sys
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -317,7 +318,9 @@ def read_submitted(data: bytes, name: str):
         raise NotebookError(f"{name} is {len(data):,} bytes, more than a notebook may be "
                             f"({MAX_NOTEBOOK_BYTES:,}); clear its outputs and submit again")
     try:
-        nb = nbformat.reads(data.decode("utf-8"), as_version=4)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # nbformat warns about missing cell ids and the like: not the student's
+            nb = nbformat.reads(data.decode("utf-8"), as_version=4)
     except UnicodeDecodeError:
         raise NotebookError(f"{name} is not a notebook (not UTF-8 text)") from None
     except Exception as e:  # nbformat raises NotJSONError, ValidationError, KeyError ... on damaged files
@@ -344,8 +347,15 @@ def notebook_to_script(submitted, starter, name: str) -> str:
         cell_id = _course(cell).get("id") if isinstance(cell, dict) else None
         if isinstance(cell_id, str) and cell_id not in by_id:
             by_id[cell_id] = cell
-    parts = []
     code_cells = [c for c in expected if _course(c)["kind"] in ("given", "todo")]
+    if not by_id:  # a tool that drops cell metadata (some hosted notebooks do): match the code cells in order
+        mine = [c for c in submitted.cells if isinstance(c, dict) and c.get("cell_type") == "code"]
+        if len(mine) != len(code_cells):
+            raise NotebookError(f"{name}: its cells lost the metadata that identifies them (saved by a tool that drops "
+                                f"it?), and it has {len(mine)} code cells where the starter has {len(code_cells)}; "
+                                "copy your code into the starter notebook")
+        by_id = {_course(c)["id"]: m for c, m in zip(code_cells, mine)}
+    parts = []
     for cell in expected:
         meta = _course(cell)
         kind, blank = meta["kind"], int(meta.get("blank_after", 0))
