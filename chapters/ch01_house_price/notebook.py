@@ -52,7 +52,7 @@ LR = 0.01  # learning rate of plain SGD
 BATCH_SIZE = 10  # houses per mini-batch
 NORM = "zscore"  # or "minmax"
 OFFLINE = False  # True: never download; use data/ or the copy the mlxtend package ships
-OUT = str(ROOT / "runs" / "ch01_house_price_notebook")  # plots, weights and statistics go here
+OUT = str(ROOT / "runs" / "ch01_house_price" / "notebook")  # plots, weights and statistics go here
 
 # %%
 from chapters.ch01_house_price import numpy_from_scratch, train as chapter

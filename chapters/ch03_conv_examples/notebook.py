@@ -52,7 +52,7 @@ MAX_SIDE = 640  # a larger photo is shrunk so the examples stay fast
 LEARN = "edge"  # which designed kernel the training step learns: "edge" or "blur"
 EPOCHS = 20
 LR = 0.1
-OUT = str(ROOT / "runs" / "ch03_conv_examples_notebook")
+OUT = str(ROOT / "runs" / "ch03_conv_examples" / "notebook")
 
 # %%
 from chapters.ch03_conv_examples import conv_examples as chapter, shapes

