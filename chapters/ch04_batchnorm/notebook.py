@@ -28,6 +28,8 @@
 #   the install.
 # - Nothing is downloaded when `OFFLINE = True` in the parameters cell: the chapter then uses the copy of the data
 #   that a pip package ships.
+# - In the student version of the course, a step whose exercise you have not written yet stops with
+#   `NotImplementedError: TODO ...`: write it in the chapter's `.py` (or its assignment notebook), then run again.
 #
 # This notebook calls the chapter's own functions (the script is the one copy of the code); the sizes are in the
 # *parameters* cell. Its source is the text file `notebook.py` beside it (jupytext's percent format);
@@ -57,7 +59,7 @@ OFFLINE = False  # True: never download; use data/mnist or the 5,000 digits the 
 OUT = str(ROOT / "runs" / "ch04_batchnorm" / "notebook")
 
 # %%
-from chapters.ch04_batchnorm import batchnorm as chapter, numerics
+from chapters.ch04_batchnorm import batchnorm as chapter
 from common.models import count_parameters
 from common.runtime import seed_everything, set_device
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
-import json
 import logging
 import os
 import re
