@@ -25,8 +25,7 @@
 #   notebook, and run `%pip install -e ../..` in a cell first: the repository and its other dependencies, without
 #   replacing the Paddle the platform installed (on Colab, first `%pip install paddlepaddle`). Restart the kernel after
 #   the install.
-# - Nothing is downloaded when `OFFLINE = True` in the parameters cell: the chapter then uses the copy of the data
-#   that a pip package ships.
+# - Nothing is downloaded: the photo is the one matplotlib ships, unless you set `IMAGE` to your own.
 # - In the student version of the course, a step whose exercise you have not written yet stops with
 #   `NotImplementedError: TODO ...`: write it in the chapter's `.py` (or its assignment notebook), then run again.
 #
