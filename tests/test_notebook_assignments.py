@@ -224,3 +224,12 @@ def test_the_grader_survives_any_bytes_as_a_notebook(tmp_path):
         stub = (tmp_path / "code" / "chapters" / "ch_x" / "model.py").read_text()
         with pytest.raises(ImportError):
             exec(compile(stub, "model.py", "exec"), {})
+
+
+def test_only_ipython_syntax_is_commented_out():
+    magic = "%timeit f()\nx = !ls\n!pip install foo\ny = 1"
+    assert notebooks._without_ipython_syntax(magic) == \
+        "# (IPython) %timeit f()\n# (IPython) x = !ls\n# (IPython) !pip install foo\ny = 1"
+    python = 'text = ("%d apples"\n        % 3)\nflag = not (1\n    != 2)'  # lines that start with % or != are code
+    assert notebooks._without_ipython_syntax(python) == python
+    assert notebooks._without_ipython_syntax("%%time\nz = 1").startswith("# (IPython) %%time\n# (IPython) z = 1")

@@ -97,6 +97,8 @@ def _job_of(item) -> str | None:
         return f"notebook:{chapter}"
     if item.originalname == "test_a_failing_cell_is_reported_with_its_source_and_error":
         return "failing"
+    if item.originalname == "test_progress_bars_in_a_notebook_are_tqdm_widgets":
+        return "notebook:ch02_mnist"
     return None
 
 
@@ -184,3 +186,12 @@ def test_a_failing_cell_is_reported_with_its_source_and_error():
     assert message.startswith("cell 3 failed:")  # as Jupyter numbers them: parameters, x = 1, then this one
     assert "return 1 / 0" in message and "ZeroDivisionError: division by zero" in message
     assert "never reached" not in message
+
+
+def test_progress_bars_in_a_notebook_are_tqdm_widgets():
+    # Chapter 2's training loop shows common.progress bars: in a kernel they are tqdm.notebook widgets, not text
+    # (a terminal-only bar would be switched off there, since the kernel's stderr is no terminal).
+    run = result_of("notebook:ch02_mnist")
+    shown = [o for c in run["notebook"].cells if c.cell_type == "code" for o in c.outputs
+             if o.output_type == "display_data"]
+    assert any("application/vnd.jupyter.widget-view+json" in o.data for o in shown)
