@@ -44,3 +44,15 @@ def no_internet(monkeypatch):
         return real_getaddrinfo(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", loopback_only)
+
+
+def pytest_collection_finish(session):
+    """A test module may start slow work in the background once the tests are chosen, so that it runs beside the
+    rest of the suite: tests/test_notebooks.py starts its notebooks' kernels here."""
+    chosen: dict = {}
+    for item in session.items:
+        chosen.setdefault(getattr(item, "module", None), []).append(item)
+    for module, items in chosen.items():
+        start = getattr(module, "start_background_work", None)
+        if callable(start):
+            start(items)

@@ -16,7 +16,7 @@ import numpy as np
 import paddle
 import pytest
 
-from common.grading import new_chapter
+from common.grading import new_chapter, notebooks
 from common.image_folder import draw_shape, prepare_image, write_example_folder
 from common.table import write_example_csv
 
@@ -115,8 +115,9 @@ def scaffolded(tmp_path_factory):
 def test_copy_rewrites_module_paths_and_names(scaffolded):
     copy = scaffolded / "chapters" / "ch06_houses"
     assert sorted(p.name for p in copy.iterdir()) == sorted(
-        ["README.md", "__init__.py", "__main__.py", "numpy_from_scratch.py", "predict.py", "split_check.py",
-         "train.py"])
+        ["README.md", "__init__.py", "__main__.py", "notebook.ipynb", "notebook.py", "numpy_from_scratch.py",
+         "predict.py", "split_check.py", "train.py"])
+    assert notebooks.pair_problem(copy / "notebook.py") is None  # the notebook's .ipynb rebuilt from the renamed text
     for path in copy.glob("*.py"):  # only the new __init__.py's docstring says where the copy came from
         assert "ch01_house_price" not in path.read_text() or path.name == "__init__.py", path
     assert "from chapters.ch06_houses.train import main" in (copy / "__main__.py").read_text()

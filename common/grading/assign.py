@@ -534,8 +534,11 @@ class ExportReport:
     untracked: list[str] = field(default_factory=list)  # course files git does not track, left out
 
 
-def export(root: Path, out: Path, chapters: list[str] | None = None) -> ExportReport:
-    """Write the student version of `root` to `out` (a new or empty folder). Nothing is written on an error."""
+def export(root: Path, out: Path, chapters: list[str] | None = None, notebooks: bool = False) -> ExportReport:
+    """Write the student version of `root` to `out` (a new or empty folder). Nothing is written on an error.
+
+    notebooks: also write each chapter file that has TODOs as an assignment notebook beside it (X.py -> X.ipynb).
+    """
     root, out = root.resolve(), out.resolve()
     if out == root or out in root.parents:
         raise ValueError(f"--out {out} would contain the repository itself; choose a folder outside it")
@@ -561,6 +564,11 @@ def export(root: Path, out: Path, chapters: list[str] | None = None) -> ExportRe
                 report.regions += n
                 report.files_with_regions += 1
                 content = text.encode("utf-8")
+                if notebooks:  # the same TODOs as a notebook (common/grading/notebooks.py)
+                    from common.grading.notebooks import assignment_ipynb
+
+                    notebook = assignment_ipynb(src.read_text(encoding="utf-8"), rel.as_posix())
+                    planned.append((out / rel.with_suffix(".ipynb"), notebook.encode("utf-8"), src))
         elif rel.suffix == ".py" and rel.parts[0] == "tests" and rel.name.startswith("test_"):
             text, n = remove_hidden_tests(src.read_text(encoding="utf-8"), rel.as_posix())
             if text is None:
@@ -644,6 +652,9 @@ def make_parser() -> argparse.ArgumentParser:
     ex.add_argument("--chapters", nargs="+", default=None, help="only these chapters (default: all)")
     ex.add_argument("--no-free-points", action="store_true",
                     help="do not grade the fresh copy (by default the points an untouched copy earns are printed)")
+    ex.add_argument("--notebooks", action="store_true",
+                    help="also write each chapter file with TODOs as a notebook beside it (X.ipynb, TODO cells), "
+                         "which students may submit in place of X.py")
     sub.add_parser("check", help="list the solution regions; fail on a bad marker")
     return p
 
@@ -661,7 +672,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{rel}:{r.first}-{r.last}  {r.describe()}")
             print(f"{len(regions)} solution region(s), markers OK")
             return 0
-        report = export(root, args.out, args.chapters)
+        report = export(root, args.out, args.chapters, notebooks=args.notebooks)
     except (MarkerError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.grading.assign import source_files
+from common.grading.notebooks import use_submitted_notebooks
 from common.files import write_json
 
 PLUGIN_SOURCE = Path(__file__).with_name("_pytest_points.py")
@@ -385,6 +386,7 @@ def grade(
             notes.append(f"graded the starter {starter} with {taken} file(s) from the submission's chapters/"
                          + ("" if taken else " (it has no chapters/ folder, nor one a level down)"))
             submission = Path(tmp) / "code"
+            notes += use_submitted_notebooks(starter.resolve(), submission)  # a submitted X.ipynb stands for X.py
         child = Child(Path(tmp), tests_dir, timeout, seed)
         reference = child.run(tests_dir.parent, targets, collect_only=True) if separate_tests else None
         rounds = [child.run(submission, targets)]

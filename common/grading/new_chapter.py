@@ -96,6 +96,11 @@ def copy_chapter(source: Path, target: Path, old: str, new: str) -> list[Path]:
         else:
             shutil.copy2(path, dest)
         written.append(dest)
+    notebook = target / "notebook.py"  # the walk-through notebook: its .ipynb is rebuilt from the rewritten text
+    if notebook.is_file():
+        from common.grading.notebooks import ipynb_text
+
+        notebook.with_suffix(".ipynb").write_text(ipynb_text(notebook.read_text(encoding="utf-8")), encoding="utf-8")
     init = target / "__init__.py"
     init.write_text(f'"""{new}: <one line: the task, in English and 中文>. Started from {old} '
                     f'(python -m common.grading.new_chapter)."""\n', encoding="utf-8")

@@ -1,0 +1,197 @@
+"""The chapters' notebooks: every pair in sync, and every notebook run top to bottom in a real Jupyter kernel.
+
+Each chapter's notebook (chapters/<chapter>/notebook.py, a jupytext percent script, and the notebook.ipynb built
+from it) is found by name, so a new chapter's notebook is tested without an edit here. It runs in a fresh ipykernel
+of this Python, offline (the kernel refuses non-loopback look-ups, as tests/conftest.py does here), writing only to
+a temporary folder, with the small sizes its own parameters cell gives in its `test_parameters` metadata.
+
+A kernel and `import paddle` take a few seconds per notebook, so the notebooks do not wait their turn: when
+collection ends, tests/conftest.py calls `start_background_work`, and one background thread runs the chosen
+notebooks one after another while the rest of the suite runs on the other core; each test here waits for its own
+notebook. (Run alone, a test runs its notebook itself.)
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import queue
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from common.grading import notebooks
+
+GRADED = False  # course tooling, not an exercise (see common/grading/grade.py)
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = {py.parent.name: py for py in notebooks.chapter_notebooks(ROOT)}
+CELL_TIMEOUT = 120  # seconds for one cell at the test size; a hung cell fails instead of hanging the suite
+WAIT = 600  # seconds a test waits for its notebook (they run one after another)
+
+# Run first in every kernel: the same rule as tests/conftest.py, so a notebook that reaches for the internet fails.
+OFFLINE_PRELUDE = '''
+import ipaddress as _ipaddress, socket as _socket
+_real_getaddrinfo = _socket.getaddrinfo
+def _loopback_only(host, *args, **kwargs):
+    try:
+        ok = host == "localhost" or _ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        ok = False
+    if not ok:
+        raise OSError(f"tests must not use the network (look-up of {host!r})")
+    return _real_getaddrinfo(host, *args, **kwargs)
+_socket.getaddrinfo = _loopback_only
+'''.strip()
+
+FAILING = ["x = 1", "def f():\n    return 1 / 0\n\nf()", "print('never reached')"]
+
+
+# ---- the jobs: each runs one notebook in its own kernel and sums up what happened ----
+
+def _files(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts and ".ipynb_checkpoints" not in p.parts}
+
+
+def run_chapter_notebook(chapter: str) -> dict:
+    """Execute the chapter's committed .ipynb at its test size; what it produced, for the test to check."""
+    ipynb = NOTEBOOKS[chapter].with_suffix(".ipynb")
+    nb = nbformat.read(ipynb, as_version=4)
+    cell = next(c for c in nb.cells if notebooks.PARAMETERS_TAG in c.metadata.get("tags", []))
+    tmp = Path(tempfile.mkdtemp(prefix=f"course-{chapter}-"))
+    try:
+        parameters = dict(cell.metadata.get("test_parameters", {}), OUT=str(tmp / "out"))
+        before = _files(ipynb.parent)
+        env = dict(os.environ, COURSE_DATA_DIR=str(tmp / "data-cache"))
+        executed = notebooks.execute(notebooks.with_parameters(nb, parameters), cwd=ipynb.parent, env=env,
+                                     timeout=CELL_TIMEOUT, prelude=OFFLINE_PRELUDE)
+        return {"notebook": executed, "written": sorted(_files(tmp / "out")) if (tmp / "out").is_dir() else [],
+                "new_in_chapter": sorted(_files(ipynb.parent) - before)}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_failing_notebook() -> str:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in FAILING])
+    nb.cells.insert(0, nbformat.v4.new_code_cell("N = 0", metadata={"tags": ["parameters"]}))
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            notebooks.execute(notebooks.with_parameters(nb, {"N": 1}), cwd=Path(tmp), timeout=CELL_TIMEOUT,
+                              prelude=OFFLINE_PRELUDE)
+        except notebooks.CellFailed as e:
+            return str(e)
+    return "(no error)"
+
+
+JOBS = {f"notebook:{chapter}": (run_chapter_notebook, chapter) for chapter in NOTEBOOKS}
+JOBS["failing"] = (run_failing_notebook,)
+_futures: dict[str, concurrent.futures.Future] = {}
+
+
+def _job_of(item) -> str | None:
+    chapter = getattr(item, "callspec", None) and item.callspec.params.get("chapter")
+    if item.originalname == "test_notebook_runs_top_to_bottom":
+        return f"notebook:{chapter}"
+    if item.originalname == "test_a_failing_cell_is_reported_with_its_source_and_error":
+        return "failing"
+    if item.originalname == "test_progress_bars_in_a_notebook_are_tqdm_widgets":
+        return "notebook:ch02_mnist"
+    return None
+
+
+def start_background_work(items) -> None:
+    """Start the notebooks that the chosen `items` need, one at a time, in a daemon thread (tests/conftest.py)."""
+    if items and items[0].config.option.collectonly:
+        return
+    todo: queue.Queue = queue.Queue()
+    for name in dict.fromkeys(filter(None, map(_job_of, items))):
+        _futures[name] = concurrent.futures.Future()
+        todo.put(name)
+
+    def worker():
+        while not todo.empty():
+            name = todo.get()
+            future = _futures[name]
+            if future.set_running_or_notify_cancel():
+                fn, *args = JOBS[name]
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as e:  # handed to the test that waits for it
+                    future.set_exception(e)
+
+    # A daemon: an interrupted session does not wait for the notebooks (their kernels stop when this process ends).
+    threading.Thread(target=worker, name="notebooks", daemon=True).start()
+
+
+def result_of(name: str):
+    future = _futures.get(name)
+    if future is None:  # not started in the background (e.g. no conftest hook): run it now
+        fn, *args = JOBS[name]
+        return fn(*args)
+    return future.result(timeout=WAIT)
+
+
+# ---- the tests ----
+
+def test_every_chapter_has_a_notebook():
+    missing = notebooks.chapters_without_notebook(ROOT)
+    assert not missing, (f"chapters without chapters/<chapter>/notebook.py: {missing}; write one (copy another "
+                         "chapter's), then `python -m common.grading.notebooks sync`")
+
+
+@pytest.mark.parametrize("chapter", sorted(NOTEBOOKS))
+def test_notebook_pair_is_in_sync(chapter):
+    problem = notebooks.pair_problem(NOTEBOOKS[chapter])
+    assert problem is None, (f"{problem}. notebook.py is the source: after editing it, run `python -m "
+                             "common.grading.notebooks sync`; after editing the .ipynb in Jupyter, first copy the "
+                             "change back with `jupytext --to py:percent notebook.ipynb`")
+
+
+@pytest.mark.parametrize("chapter", sorted(NOTEBOOKS))
+def test_notebook_has_the_five_steps_and_a_parameters_cell(chapter):
+    nb = notebooks.read_percent(NOTEBOOKS[chapter].read_text(encoding="utf-8"))
+    headers = [line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines()
+               if line.startswith("## ")]
+    for step in ("1. Data processing 数据处理", "2. Model design 模型设计", "3. Training configuration 训练配置",
+                 "4. Training loop 训练过程", "5. Save 保存模型"):
+        assert any(step in h for h in headers), f"{chapter}'s notebook has no section header for {step!r}: {headers}"
+    tagged = [c for c in nb.cells if notebooks.PARAMETERS_TAG in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and "OUT" in tagged[0].source, "one parameters cell, which sets OUT"
+    assert "pip install" in nb.cells[0].source, "the first cell says how to install and run"
+
+
+@pytest.mark.parametrize("chapter", sorted(NOTEBOOKS))
+def test_notebook_calls_the_chapters_steps_instead_of_copying_them(chapter):
+    code = "\n".join(c.source for c in notebooks.read_percent(NOTEBOOKS[chapter].read_text(encoding="utf-8")).cells
+                     if c.cell_type == "code")
+    assert "from chapters." + chapter in code
+    assert "def load_data" not in code and "def train" not in code and ".backward()" not in code
+
+
+@pytest.mark.parametrize("chapter", sorted(NOTEBOOKS))
+def test_notebook_runs_top_to_bottom(chapter):
+    run = result_of(f"notebook:{chapter}")
+    code = [c for c in run["notebook"].cells if c.cell_type == "code"]
+    assert all(c.execution_count is not None for c in code), "every code cell ran"
+    assert run["written"], "the notebook's save step wrote its files into OUT"
+    assert not run["new_in_chapter"], f"the notebook wrote into its chapter folder: {run['new_in_chapter']}"
+    assert any(o.output_type == "display_data" for c in code for o in c.outputs), "it shows a figure or table"
+
+
+def test_a_failing_cell_is_reported_with_its_source_and_error():
+    message = result_of("failing")
+    assert message.startswith("cell 3 failed:")  # as Jupyter numbers them: parameters, x = 1, then this one
+    assert "return 1 / 0" in message and "ZeroDivisionError: division by zero" in message
+    assert "never reached" not in message
+
+
+def test_progress_bars_in_a_notebook_are_tqdm_widgets():
+    # Chapter 2's training loop shows common.progress bars: in a kernel they are tqdm.notebook widgets, not text
+    # (a terminal-only bar would be switched off there, since the kernel's stderr is no terminal).
+    run = result_of("notebook:ch02_mnist")
+    shown = [o for c in run["notebook"].cells if c.cell_type == "code" for o in c.outputs
+             if o.output_type == "display_data"]
+    assert any("application/vnd.jupyter.widget-view+json" in o.data for o in shown)
