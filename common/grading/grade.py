@@ -658,7 +658,9 @@ class Child:
         if scratch is not None:
             cmd += ["--basetemp", str(scratch / "pytest-tmp")]
         cmd += ["--collect-only"] if collect_only else []
-        cmd += [str(t) for t in targets]
+        # Files whose import killed or hung an earlier child are left out (pytest does not ask its
+        # ignore hook about files named on the command line).
+        cmd += [str(t) for t in targets if _relative(t, cwd) not in skip]
         result = Round()
         try:
             proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w,
@@ -689,7 +691,11 @@ class Child:
         grace = min(WATCHDOG_GRACE, max(0.5, self.timeout))
         open_fds = [report_r, out_r]
         while True:
-            ready, _, _ = select.select(open_fds, [], [], 0.05) if open_fds else (time.sleep(0.05), [], [])[1:]
+            if open_fds:
+                ready = select.select(open_fds, [], [], 0.05)[0]
+            else:
+                ready = []
+                time.sleep(0.05)
             for fd in ready:
                 chunk = os.read(fd, 65536)
                 if not chunk:  # every writer closed it
@@ -707,6 +713,13 @@ class Child:
                         (last is not None and now - last > self.timeout + grace):
                     result.killed = True  # a test (or import, or the end of the session) ran past its limit
                     return
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _keep(tail: bytearray, chunk: bytes) -> None:
