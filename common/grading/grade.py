@@ -996,6 +996,8 @@ def _grade_in(run_dir: Path, submission_root: Path, tests_dir: Path, graded_file
             _publish(plugin_dir, sandbox.root)
             present = [t for t in targets if t.exists()]
             wanted = [e for e in expected if phase == "all" or (e.visibility == "hidden") == (phase == "hidden")]
+            if wanted and all(e.id in outcomes for e in wanted):
+                continue  # e.g. the hidden tests of a module whose tests kept timing out
             phase_rounds = _run_rounds(child, code, ini, code_tests, present, sandbox, scratch, outcomes, wanted)
             rounds += phase_rounds
             if reference is None:
@@ -1003,8 +1005,8 @@ def _grade_in(run_dir: Path, submission_root: Path, tests_dir: Path, graded_file
             for round_ in phase_rounds:
                 outcomes = _settle(round_, expected, outcomes)
             _give_up_on_slow_modules(expected, outcomes)
-            if any(r.out_of_time for r in rounds):
-                break
+            if any(r.out_of_time or r.tampered for r in rounds):
+                break  # no time left, or a harness that reports nothing true any more
         ignored = sum(r.ignored for r in rounds)
         if ignored:
             notes.append(f"ignored {ignored} report line(s) without the run's nonce or out of order")
