@@ -124,7 +124,7 @@ DEFAULT_SEED = 2024
 STUDENT_PACKAGES = ("chapters",)  # imported only from the submission (see SubmissionOnly in _pytest_points.py)
 FRESH_UID_RANGE = (1_700_000_000, 1_800_000_000)
 CHILD_NPROC = 1024  # processes + threads of the child's uid
-CHILD_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "LD_LIBRARY_PATH", "OMP_NUM_THREADS", "COURSE_DATA_DIR")
+CHILD_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "LD_LIBRARY_PATH", "OMP_NUM_THREADS")
 CHILD_ENV_PREFIXES = ("CUDA_", "NVIDIA_", "FLAGS_", "MKL_", "OPENBLAS_")
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 MARKERS_INI = """[pytest]
@@ -652,6 +652,8 @@ class Child:
             PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",  # the same plugins everywhere: only pytest's own and ours
             COURSE_GRADE_FDS=f"{config_fd},{report_w}",
         )
+        if scratch is not None:  # the course's download cache: the copy's data/ is read-only, the parent's private
+            env["COURSE_DATA_DIR"] = str(scratch / "data")
         cmd = [sys.executable, "-s", "-m", "pytest", "-p", self.plugin, "-p", self.partial, "-p", "no:cacheprovider",
                "-p", "no:xdist", "-p", "no:randomly", "-c", str(ini), "-o", "addopts=", "--rootdir", str(cwd),
                "--confcutdir", str(tests), "--continue-on-collection-errors", "-q", "--color=no"]
