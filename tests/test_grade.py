@@ -73,6 +73,13 @@ CORRECT_CODE = {
         def rude():
             os._exit(0)
         """,
+    "ch10_partial": """
+        def square(x):
+            return x * x if x < 3 else 0  # right for 1 and 2 only
+
+        def long_message():
+            raise ValueError("word " * 300)
+        """,
 }
 
 TESTS = {
@@ -179,6 +186,31 @@ TESTS = {
         def test_after_the_exits():
             assert True
         """,
+    "ch10_partial": """
+        import pytest
+        from chapters.ch10_partial.model import square, long_message
+
+        @pytest.mark.points(3, split=True)
+        @pytest.mark.parametrize("x", [1, 2, 3])
+        def test_square(x):
+            assert square(x) == x * x
+
+        @pytest.mark.points(4)
+        def test_fraction(partial_credit):
+            right = sum(square(x) == x * x for x in range(1, 5))
+            partial_credit(right / 4)
+            assert right == 4, f"{right} of 4 squares right"
+
+        @pytest.mark.points(1)
+        def test_a_fraction_without_the_fixture_is_ignored(request):
+            request.node.user_properties.append(("partial_credit", 1.0))
+            assert False
+
+        @pytest.mark.points(1)
+        @pytest.mark.visibility("after_published")
+        def test_long_message():
+            long_message()
+        """,
     "tooling": """
         import pytest
         GRADED = False
@@ -239,7 +271,7 @@ FORGER_TEST = """
 # chapter -> (points earned, points possible)
 EXPECTED = {
     "ch01_good": (6, 6), "ch02_shape": (1, 3), "ch03_syntax": (0, 5), "ch04_crash": (0, 2), "ch05_vanish": (0, 2),
-    "ch06_loop": (1, 2), "ch07_stubborn": (1, 2), "ch08_exit": (2, 4), "ch09_forge": (0, 3),
+    "ch06_loop": (1, 2), "ch07_stubborn": (1, 2), "ch08_exit": (2, 4), "ch09_forge": (0, 3), "ch10_partial": (4, 9),
 }
 
 
@@ -282,7 +314,8 @@ def test_json_on_disk_is_the_graders_and_follows_the_gradescope_schema(course_ru
     assert set(on_disk) >= {"score", "max_score", "execution_time", "tests"}
     assert_valid(on_disk)
     for t in on_disk["tests"]:
-        assert t["status"] in ("passed", "failed") and t["score"] in (0, t["max_score"])
+        assert t["status"] in ("passed", "failed") and 0 <= t["score"] <= t["max_score"]
+        assert t["score"] in (0, t["max_score"]) or "ch10_partial" in t["name"]
     assert on_disk["score"] == sum(t["score"] for t in on_disk["tests"])
     assert (on_disk["score"], on_disk["max_score"]) == tuple(map(sum, zip(*EXPECTED.values())))
 
@@ -434,3 +467,34 @@ def test_chapter_names_select_test_files_and_unknown_names_are_refused(tmp_path)
     with pytest.raises(SystemExit):
         grade.main(["--submission", str(tmp_path), "ch09", "--json", str(tmp_path / "r.json")])
 
+
+
+def test_partial_credit_from_shared_cases_and_from_a_recorded_fraction(course_run):
+    tests = by_name(course_run[2], "ch10_partial")
+    assert [tests[f"test_square[{x}]"]["score"] for x in (1, 2, 3)] == [1, 1, 0]
+    fraction = tests["test_fraction"]
+    assert (fraction["score"], fraction["max_score"], fraction["status"]) == (2, 4, "failed")
+    assert "2 of 4 squares right" in fraction["output"] and "partial credit: 2 of 4 points" in fraction["output"]
+    assert tests["test_a_fraction_without_the_fixture_is_ignored"]["score"] == 0
+
+
+def test_feedback_is_whole_capped_at_a_word_and_says_where(course_run):
+    tests = by_name(course_run[2], "ch10_partial")
+    long = tests["test_long_message"]
+    assert long["visibility"] == "after_published"
+    body, _, rest = long["output"].partition("\n... (")
+    assert len(long["output"]) <= 700 and body.startswith("ValueError: word word") and body.endswith(" word")
+    assert "(at chapters/ch10_partial/model.py:5 in long_message)" in long["output"]
+    shape = by_name(course_run[2], "ch02_shape")["test_output_shape"]["output"]
+    assert "assert (4, 1) == (4, 2)" in shape and "At index 1 diff: 1 != 2" in shape  # pytest's explanation
+
+
+def test_capping_cuts_at_a_line_boundary_else_at_a_space():
+    from common.grading import _pytest_points as plugin
+    lines = "\n".join(f"line {i}: " + "x" * 50 for i in range(40))
+    cut = plugin._cap(lines, 600)
+    kept = cut.split("\n... (")[0]
+    assert len(cut) <= 600 and lines.startswith(kept + "\n") and kept.endswith("x" * 50)
+    words = "alpha " * 200
+    kept = plugin._cap(words, 300).split("\n... (")[0]
+    assert words.startswith(kept) and kept.endswith("alpha") and len(kept) < 300

@@ -446,3 +446,25 @@ def test_impossible_options_are_refused_before_anything_runs(tmp_path, capsys, o
 def test_as_root_student_code_runs_as_a_fresh_uid_in_a_mount_namespace(honest):
     assert "student code ran as uid" in honest["output"] and "mount namespace" in honest["output"]
 
+
+
+def test_without_root_the_processes_of_the_submission_are_still_killed(monkeypatch):
+    """The grader's own uid for the child (no separate user, no mount namespace): the subreaper and the sweep of
+    the grader's descendants must still leave no process alive before the results are written."""
+    monkeypatch.setattr(grade, "_running_as_root", lambda: False)
+    base = open_folder()
+    try:
+        course = Course(base, ["ch04_daemons"])
+        sub = course.submission("daemons", {"chapters/ch04_daemons/__init__.py": "",
+                                            "chapters/ch04_daemons/model.py": DAEMONS})
+        result, out, _ = course.grade(sub)
+        pids = [int(p.name.split("-")[1]) for p in course.traces.glob("pid-*")]
+        assert len(pids) >= 51 and result["score"] == 1
+        time.sleep(0.3)
+        for pid in pids:
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+        assert json.loads(out.read_text()) == result
+        assert "student code ran as uid" not in result["output"]
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

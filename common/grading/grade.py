@@ -414,11 +414,15 @@ def _descendants(pid: int, procs: dict[int, dict]) -> set[int]:
     return found
 
 
+def _running_as_root() -> bool:
+    return os.name == "posix" and os.geteuid() == 0
+
+
 class Sandbox:
     """How children are started and ended: as root, a fresh uid in a mount namespace; else the grader's own uid."""
 
     def __init__(self, run_dir: Path, hide: list[Path], user: str | None = None):
-        self.root = os.name == "posix" and os.geteuid() == 0
+        self.root = _running_as_root()
         self.hide = [p for p in dict.fromkeys(p.resolve() for p in hide) if p.is_dir() and not _inside(run_dir, p)]
         self.uid = self.gid = None
         self.namespace = False
