@@ -26,6 +26,8 @@ from tests.gradescope_schema import assert_valid
 GRADED = False  # the course tooling's own tests are not part of a student's grade
 pytestmark = pytest.mark.points(1)
 ROOT = os.geteuid() == 0
+needs_root = pytest.mark.skipif(not ROOT, reason="without root the child runs as the grader's own user: "
+                                "it can read and write what the grader can (see common/grading/grade.py)")
 REFERENCE_MARK = "REFERENCE-SOLUTION-7f3a"  # appears only in the instructor's chapters/
 
 REFERENCE = f'''
@@ -55,6 +57,10 @@ TESTS = '''
         assert width() == 2
 
     @pytest.mark.points(1)
+    def test_third():
+        assert double([0]) == [0]
+
+    @pytest.mark.points(1)
     @pytest.mark.visibility("hidden")
     def test_hidden_secret_case():
         assert double([5]) == [10]
@@ -67,13 +73,14 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def make_course(root: Path, chapters: list[str], code: str, with_tests=True) -> Path:
+def make_course(root: Path, chapters: list[str], code: str, with_tests=True, hidden=True) -> Path:
     write(root / "chapters" / "__init__.py", "")
+    tests = TESTS if hidden else TESTS.split("    @pytest.mark.points(1)\n    @pytest.mark.visibility")[0]
     for chapter in chapters:
         write(root / "chapters" / chapter / "__init__.py", "")
         write(root / "chapters" / chapter / "model.py", code)
         if with_tests:
-            write(root / "tests" / f"test_{chapter}.py", TESTS.replace("CHAPTER", chapter))
+            write(root / "tests" / f"test_{chapter}.py", tests.replace("CHAPTER", chapter))
     return root
 
 
@@ -88,9 +95,9 @@ def digest(folder: Path) -> str:
 class Course:
     """An instructor's checkout, a student starter, a folder the attacks may write their traces to."""
 
-    def __init__(self, base: Path, chapters: list[str]):
+    def __init__(self, base: Path, chapters: list[str], hidden=True):
         self.base = base
-        self.instructor = make_course(base / "instructor", chapters, REFERENCE)
+        self.instructor = make_course(base / "instructor", chapters, REFERENCE, hidden=hidden)
         self.starter = make_course(base / "starter", chapters, STARTER)
         for test in (self.starter / "tests").glob("*.py"):  # the student copy has no hidden tests
             test.write_text(test.read_text().split("@pytest.mark.points(1)\n@pytest.mark.visibility")[0])
@@ -201,6 +208,10 @@ SECRETS = '''
             "instructor path in my environ": readable("/proc/self/environ", "INSTRUCTOR"),
             "instructor path in any cmdline": "YES" if any(readable(c, "INSTRUCTOR") == "YES"
                                                            for c in glob.glob("/proc/*/cmdline")) else "no",
+            "running as root": "YES" if os.getuid() == 0 else "no",
+            "other users' processes": "YES" if any(os.stat(p).st_uid != os.getuid()
+                                                   for p in glob.glob("/proc/[0-9]*")) else "no",
+            "setuid programs would work": readable("/proc/self/status", "NoNewPrivs:\t0"),
         }
         raise RuntimeError("; ".join(k + ": " + v for k, v in report.items()))
 
@@ -284,19 +295,22 @@ def reach(course):
 
 def test_the_honest_starter_earns_only_the_free_points(honest):
     assert [chapter_score(honest, c) for c in REACH] == [1, 1, 1, 1]
-    assert (honest["score"], honest["max_score"]) == (4, 16)
+    assert (honest["score"], honest["max_score"]) == (4, 20)
 
 
+@needs_root
 @pytest.mark.parametrize("chapter", REACH)
 def test_an_attack_out_of_the_harness_scores_what_the_starter_does(honest, reach, chapter):
     assert chapter_score(reach[0], chapter) == chapter_score(honest, chapter)
 
 
+@needs_root
 def test_the_reference_solution_is_out_of_reach(course, reach):
     assert not (course.traces / "hijacked").exists()
     report = outputs(reach[0], "ch03_secrets")
     assert "reference: no (PermissionError)" in report and "instructor tests: no (PermissionError)" in report
-    assert "YES" not in report  # nor the hidden tests (removed from the visible phase), nor the instructor's paths
+    # Nor the hidden tests (removed from the visible phase), the instructor's paths, root, other users' processes.
+    assert "YES" not in report
     assert REFERENCE_MARK not in json.dumps(reach[0])
 
 
@@ -316,6 +330,7 @@ def test_no_process_of_the_submission_survives_and_the_results_stay_as_written(c
     assert json.loads(out.read_text()) == result
 
 
+@needs_root
 def test_rewriting_the_tests_changes_nothing_and_the_instructors_folders_stay_byte_identical(course, reach, honest):
     assert not list(course.traces.glob("rewrote-*"))  # neither the private copy nor the originals could be written
     assert course.digests() == course.before
@@ -340,7 +355,7 @@ TAMPER = {
 @pytest.fixture(scope="module")
 def tamper_course():
     base = open_folder()
-    yield Course(base, ["ch01_toy"])
+    yield Course(base, ["ch01_toy"], hidden=False)  # one phase per run: quicker
     shutil.rmtree(base, ignore_errors=True)
 
 
@@ -384,8 +399,8 @@ def test_a_submission_that_blocks_the_timer_and_spins_is_stopped_within_bounded_
     assert result["score"] == 0
     assert "timed out (killed by the grader's watchdog)" in by_name["test_double"]["output"]
     assert "timed out" in by_name["test_width"]["output"]
-    # Two tests of the module timed out: the rest of it (here the hidden test) is not run at all.
-    assert by_name["test_hidden_secret_case"]["status"] == "failed"
+    # Two tests of the module timed out: the rest of it is not run at all.
+    assert by_name["test_third"]["output"].startswith("not run: 2 tests of this module timed out")
     assert result["extra_data"]["timeout_per_test_s"] == 0.2
     assert seconds < 15 and tests.exists()
 
@@ -442,7 +457,7 @@ def test_impossible_options_are_refused_before_anything_runs(tmp_path, capsys, o
     assert not (tmp_path / "r.json").exists()
 
 
-@pytest.mark.skipif(not ROOT, reason="the separate uid is only used when the grader runs as root")
+@needs_root
 def test_as_root_student_code_runs_as_a_fresh_uid_in_a_mount_namespace(honest):
     assert "student code ran as uid" in honest["output"] and "mount namespace" in honest["output"]
 
@@ -454,7 +469,7 @@ def test_without_root_the_processes_of_the_submission_are_still_killed(monkeypat
     monkeypatch.setattr(grade, "_running_as_root", lambda: False)
     base = open_folder()
     try:
-        course = Course(base, ["ch04_daemons"])
+        course = Course(base, ["ch04_daemons"], hidden=False)
         sub = course.submission("daemons", {"chapters/ch04_daemons/__init__.py": "",
                                             "chapters/ch04_daemons/model.py": DAEMONS})
         result, out, _ = course.grade(sub)

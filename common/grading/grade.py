@@ -72,8 +72,9 @@ Not defended (what student code can still do inside its own interpreter, or outs
   ctypes, then ending the process. Outcomes are decided in the test process, which student code shares.
 - Return objects that fool a test's comparisons (an `__eq__` that is always True): tests should check types and
   values with numpy.testing, as the course's tests do.
-- Without root: no separate uid, no mount namespace; the child can read whatever the grader's user can (the
-  reference solution included) and can chmod its own copy back to writable. Processes it starts are still killed
+- Without root: no separate uid, no mount namespace; the child can read and write whatever the grader's user can
+  (the reference solution and the original tests included, when it guesses their paths: they are still in no path
+  it is given) and can chmod its own copy back to writable. Processes it starts are still killed
   (subreaper and descendant sweep) and results are still written only by this process afterwards.
 - Read world-readable files elsewhere on the machine, use the network, use memory without limit, or fill the
   disk (run the grader in a container without network, as Gradescope does); kill this process (as root only the
@@ -87,6 +88,7 @@ from __future__ import annotations
 import argparse
 import ast
 import ctypes
+import hashlib
 import json
 import math
 import os
@@ -694,7 +696,7 @@ class Child:
     def _watch(self, proc, report_r: int, out_r: int, result: Round, reader: "_ReportReader", tail: bytearray):
         """Read reports and output until the child ends; kill it (return) on a timeout or the time limit."""
         started = time.monotonic()
-        grace = min(WATCHDOG_GRACE, max(0.5, self.timeout))
+        grace = min(WATCHDOG_GRACE, max(0.3, self.timeout))
         open_fds = [report_r, out_r]
         while True:
             if open_fds:
@@ -983,8 +985,7 @@ def _grade_in(run_dir: Path, submission_root: Path, tests_dir: Path, graded_file
         child = Child(private, plugin_dir, settings.timeout, settings.seed, deadline)
         reference, expected = None, []
         if separate_tests:  # trusted: the instructor's own tests against the reference solution, in place
-            reference = child.run(tests_dir.parent, _ini_file(tests_dir.parent, None), tests_dir, graded_files,
-                                  sandbox=None, collect_only=True)
+            reference = _collect_reference(child, tests_dir, graded_files)
             expected = _expected([reference], tests_dir.parent, graded_files)
             if not reference.items:
                 notes.append("the instructor's tests could not be collected:\n" + _tail(reference.output, 2000))
@@ -1027,6 +1028,28 @@ def _grade_in(run_dir: Path, submission_root: Path, tests_dir: Path, graded_file
     finally:
         sandbox.kill_all()
         sandbox.restore()
+
+
+_reference_cache: dict[str, Round] = {}
+
+
+def _collect_reference(child: Child, tests_dir: Path, graded_files: list[Path]) -> Round:
+    """The graded tests as the instructor's repository collects them. Kept per process, keyed by the contents of the
+    tests folder and the reference chapters/, so grading many submissions in one process collects once."""
+    repo = tests_dir.parent
+    h = hashlib.sha256(repr((str(tests_dir), [str(p) for p in graded_files], child.timeout, child.seed)).encode())
+    for folder in (tests_dir, repo / "chapters"):
+        for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+            if path.is_file() and "__pycache__" not in path.parts:
+                h.update(str(path).encode() + b"\0" + path.read_bytes())
+    for name in ("pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg", "conftest.py"):
+        if (repo / name).is_file():
+            h.update(name.encode() + (repo / name).read_bytes())
+    key = h.hexdigest()
+    if key not in _reference_cache or not _reference_cache[key].items:
+        _reference_cache[key] = child.run(repo, _ini_file(repo, None), tests_dir, graded_files, sandbox=None,
+                                          collect_only=True)
+    return _reference_cache[key]
 
 
 def _run_rounds(child: Child, code: Path, ini: Path, code_tests: Path, targets: list[Path], sandbox: Sandbox,
