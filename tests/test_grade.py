@@ -358,6 +358,7 @@ def test_failures_carry_their_reason(course_run):
     syntax = by_name(result, "ch03_syntax")
     assert set(syntax) == {"test_f", "test_f_again[*]"}  # read from the source: the module cannot be imported
     assert all("SyntaxError" in t["output"] for t in syntax.values())
+    assert all(t["output"].startswith("cannot import the test module: SyntaxError") for t in syntax.values())
     assert "boom at import time" in by_name(result, "ch04_crash")["test_anything"]["output"]
     assert "exit code 3" in by_name(result, "ch05_vanish")["test_anything"]["output"]
     assert "timed out after 0.5 s" in by_name(result, "ch06_loop")["test_spin"]["output"]
@@ -388,6 +389,7 @@ def test_a_test_that_the_submission_edits_gains_nothing_with_instructor_tests(tm
     assert by_name(result, "ch01_good")["test_double"]["status"] == "failed"
     assert {t["visibility"] for t in result["tests"]} == {"visible", "hidden"}
     assert json.loads(out.read_text()) == result
+    assert_valid(result)
 
 
 def test_with_a_starter_only_the_submissions_chapter_files_count(tmp_path):

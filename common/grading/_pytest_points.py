@@ -298,8 +298,10 @@ def pytest_make_collect_report(collector, _emit=_emit, _verify=_verify):
 
 def pytest_collectreport(report):
     if _emit is not None and report.failed:
-        text = _cap(str(report.longreprtext), FEEDBACK_LIMIT, keep="end")
-        _emit("collect_error", id=report.nodeid, message=_first_line(text), feedback=text)
+        full = str(report.longreprtext)
+        errors = [line[1:].strip() for line in full.splitlines() if line.startswith("E ") and line[1:].strip()]
+        text = _cap(full, FEEDBACK_LIMIT, keep="end")  # a traceback: its end says the most
+        _emit("collect_error", id=report.nodeid, message=_first_line(errors[-1] if errors else text), feedback=text)
 
 
 def _marker(item, name):

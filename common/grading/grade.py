@@ -76,6 +76,8 @@ Not defended (what student code can still do inside its own interpreter, or outs
   (the reference solution and the original tests included, when it guesses their paths: they are still in no path
   it is given) and can chmod its own copy back to writable. Processes it starts are still killed
   (subreaper and descendant sweep) and results are still written only by this process afterwards.
+- Read the instructor's other files where their modes let everyone read them: only the tests folder and the
+  reference chapters/ folders are hidden (keep answers nowhere else in the autograder's source).
 - Read world-readable files elsewhere on the machine, use the network, use memory without limit, or fill the
   disk (run the grader in a container without network, as Gradescope does); kill this process (as root only the
   grader's uid could, and it is not the child's).
@@ -1171,8 +1173,8 @@ def _settle(round_: Round, expected: list[Expected], outcomes: dict[str, Outcome
                 continue
         error = round_.collect_errors.get(e.file)
         if error is not None:
-            outcomes[e.id] = Outcome("failed", f"cannot import the test module: {error.get('message', '')}",
-                                     str(error.get("feedback", "")))
+            message = f"cannot import the test module: {error.get('message', '')}"
+            outcomes[e.id] = Outcome("failed", message, message + "\n\n" + str(error.get("feedback", "")))
     if round_.in_progress is not None and round_.in_progress not in outcomes:
         outcomes[round_.in_progress] = Outcome("failed", *_death_notice(round_), timeout=round_.killed)
         if round_.tampered:
