@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from common.grading import grade
+from common.grading import grade, sandbox
 from tests.gradescope_schema import assert_valid
 
 GRADED = False  # the course tooling's own tests are not part of a student's grade
@@ -466,7 +466,7 @@ def test_as_root_student_code_runs_as_a_fresh_uid_in_a_mount_namespace(honest):
 def test_without_root_the_processes_of_the_submission_are_still_killed(monkeypatch):
     """The grader's own uid for the child (no separate user, no mount namespace): the subreaper and the sweep of
     the grader's descendants must still leave no process alive before the results are written."""
-    monkeypatch.setattr(grade, "_running_as_root", lambda: False)
+    monkeypatch.setattr(sandbox, "_running_as_root", lambda: False)
     base = open_folder()
     try:
         course = Course(base, ["ch04_daemons"], hidden=False)

@@ -34,7 +34,6 @@ common/grading/partial_credit.py) and makes the student's packages importable fr
 from __future__ import annotations
 
 import builtins
-import fcntl
 import importlib.machinery
 import json
 import os
@@ -43,6 +42,11 @@ import signal
 import sys
 
 import pytest
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 ENV_FDS = "COURSE_GRADE_FDS"  # "CONFIG_FD,REPORT_FD": only numbers, nothing secret
 FEEDBACK_LIMIT = 600  # characters of feedback per failed test
@@ -64,6 +68,8 @@ def _read_config():
     config_fd, report_fd = (int(x) for x in fds.split(","))
     with os.fdopen(config_fd, "r", encoding="utf-8") as f:
         config = json.load(f)
+    if fcntl is None:
+        return config, report_fd
     # Move the pipe to a high descriptor that programs the tests start with exec() do not inherit.
     channel = fcntl.fcntl(report_fd, fcntl.F_DUPFD_CLOEXEC, 200 + random.SystemRandom().randrange(800))
     os.close(report_fd)
