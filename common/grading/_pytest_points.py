@@ -131,8 +131,9 @@ if _code_dir and _packages:
 
 WATCHED = [
     "_pytest.runner:runtestprotocol", "_pytest.runner:call_and_report", "_pytest.runner:call_runtest_hook",
-    "_pytest.runner:CallInfo.from_call", "_pytest.runner:pytest_runtest_makereport", "_pytest.runner:check_interactive_exception",
-    "_pytest.runner:pytest_runtest_setup", "_pytest.runner:pytest_runtest_call", "_pytest.runner:pytest_runtest_teardown",
+    "_pytest.runner:CallInfo.from_call", "_pytest.runner:pytest_runtest_makereport",
+    "_pytest.runner:check_interactive_exception", "_pytest.runner:pytest_runtest_setup",
+    "_pytest.runner:pytest_runtest_call", "_pytest.runner:pytest_runtest_teardown",
     "_pytest.runner:pytest_runtest_protocol", "_pytest.runner:show_test_item", "_pytest.runner:SetupState.setup",
     "_pytest.python:Function.runtest", "_pytest.python:Function.setup", "_pytest.python:pytest_pyfunc_call",
     "_pytest.python:Module._importtestmodule", "_pytest.python:Module.collect",

@@ -34,9 +34,10 @@ Defended, and tested in tests/test_grade_attacks.py:
   tests edits its own copy). Hidden tests are run in a second phase, after every visible test: the copy the
   visible phase sees has the hidden tests removed (as the student export does), and the hidden phase's outputs are
   reduced to passed / failed, so reading hidden tests gains a submission nothing it can show.
-- As root (Gradescope runs the autograder as root; the how is in common/grading/sandbox.py): each child runs as a fresh unprivileged uid chosen per run
-  (a number with no passwd entry and no process, from sandbox.FRESH_UID_RANGE; `--user NAME` picks an existing user instead,
-  e.g. nobody -- but then every process of that user is killed after each child), with no supplementary groups,
+- As root (Gradescope runs the autograder as root; the how is in common/grading/sandbox.py): each child runs as a
+  fresh unprivileged uid chosen per run (a number with no passwd entry and no process, from
+  sandbox.FRESH_UID_RANGE; `--user NAME` picks an existing user instead, e.g. nobody -- but then every process of
+  that user is killed after each child), with no supplementary groups,
   PR_SET_NO_NEW_PRIVS (no setuid programs), RLIMIT_NPROC and no core dumps. The run folder is root's: the child can
   read the code and tests (0755/0644) but write only its scratch folder (HOME, TMPDIR, pytest's basetemp). In a
   private mount namespace, the instructor's tests folder and the reference chapters/ folders (of the tests' repository
@@ -760,6 +761,8 @@ def _grade_in(run_dir: Path, submission_root: Path, tests_dir: Path, graded_file
         if any(r.out_of_time for r in rounds):
             notes.append(f"the submission's time limit of {settings.time_limit:g} s ran out")
         graded = [Graded(e, outcomes.get(e.id) or _not_run(e, rounds, settings)) for e in expected]
+        if not sandbox.kill_all():
+            notes.append("warning: some processes of the submission could not be killed")
         notes += sandbox.notes
         return graded, notes
     finally:
