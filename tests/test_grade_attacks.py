@@ -463,23 +463,19 @@ def test_as_root_student_code_runs_as_a_fresh_uid_in_a_mount_namespace(honest):
 
 
 
-def test_without_root_the_processes_of_the_submission_are_still_killed(monkeypatch):
+def test_without_root_the_processes_of_the_submission_are_still_killed(tamper_course, monkeypatch):
     """The grader's own uid for the child (no separate user, no mount namespace): the subreaper and the sweep of
     the grader's descendants must still leave no process alive before the results are written."""
     monkeypatch.setattr(sandbox, "_running_as_root", lambda: False)
-    base = open_folder()
-    try:
-        course = Course(base, ["ch04_daemons"], hidden=False)
-        sub = course.submission("daemons", {"chapters/ch04_daemons/__init__.py": "",
-                                            "chapters/ch04_daemons/model.py": DAEMONS})
-        result, out, _ = course.grade(sub)
-        pids = [int(p.name.split("-")[1]) for p in course.traces.glob("pid-*")]
-        assert len(pids) >= 51 and result["score"] == 1
-        time.sleep(0.3)
-        for pid in pids:
-            with pytest.raises(ProcessLookupError):
-                os.kill(pid, 0)
-        assert json.loads(out.read_text()) == result
-        assert "student code ran as uid" not in result["output"]
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    course = tamper_course
+    sub = course.submission("daemons", {"chapters/ch01_toy/__init__.py": "",
+                                        "chapters/ch01_toy/model.py": DAEMONS})
+    result, out, _ = course.grade(sub)
+    pids = [int(p.name.split("-")[1]) for p in course.traces.glob("pid-*")]
+    assert len(pids) >= 51 and result["score"] == 1
+    time.sleep(0.3)
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert json.loads(out.read_text()) == result
+    assert "student code ran as uid" not in result["output"]

@@ -377,8 +377,9 @@ class Child:
         self.partial = next(p.stem for p in plugin_dir.glob("_course_grade_partial_*.py"))
         self.runs = 0
 
-    def run(self, cwd: Path, ini: Path, tests: Path, targets: list[Path], *, sandbox: Sandbox | None,
-            scratch: Path | None = None, collect_only: bool = False, skip=()) -> Round:
+    def start(self, cwd: Path, ini: Path, tests: Path, targets: list[Path], *, sandbox: Sandbox | None,
+              scratch: Path | None = None, collect_only: bool = False, skip=()) -> "_Running":
+        """Start pytest on targets; finish() watches it. sandbox=None: trusted (the instructor's reference)."""
         self.runs += 1
         nonce = secrets.token_hex(16)
         config = {"nonce": nonce, "timeout": self.timeout, "seed": self.seed, "skip": sorted(skip),
@@ -409,29 +410,40 @@ class Child:
         # Files whose import killed or hung an earlier child are left out (pytest does not ask its
         # ignore hook about files named on the command line).
         cmd += [str(t) for t in targets if _relative(t, cwd) not in skip]
-        result = Round()
         try:
             proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w,
                                     pass_fds=(config_fd, report_w), start_new_session=True,
                                     preexec_fn=sandbox.preexec() if sandbox else None)
+        except BaseException:
+            os.close(report_r)
+            os.close(out_r)
+            raise
         finally:
             for fd in (config_fd, report_w, out_w):
                 os.close(fd)
-        reader, tail = _ReportReader(nonce, result), bytearray()
+        result = Round()
+        return _Running(proc, report_r, out_r, result, _ReportReader(nonce, result), bytearray(), sandbox)
+
+    def finish(self, running: "_Running") -> Round:
+        """Watch a started child to its end (or kill it), then kill whatever it left and collect its reports."""
+        r = running
         try:
-            self._watch(proc, report_r, out_r, result, reader, tail)
+            self._watch(r.proc, r.report_r, r.out_r, r.result, r.reader, r.tail)
         finally:
-            _kill_group(proc)
-            if sandbox is not None:
-                sandbox.kill_all()
-            proc.wait()
-            result.returncode = proc.returncode
-            _drain(report_r, reader.feed)
-            _drain(out_r, lambda chunk: _keep(tail, chunk))
-            os.close(report_r)
-            os.close(out_r)
-        result.output = tail.decode("utf-8", errors="replace")
-        return result
+            _kill_group(r.proc)
+            if r.sandbox is not None:
+                r.sandbox.kill_all()
+            r.proc.wait()
+            r.result.returncode = r.proc.returncode
+            _drain(r.report_r, r.reader.feed)
+            _drain(r.out_r, lambda chunk: _keep(r.tail, chunk))
+            os.close(r.report_r)
+            os.close(r.out_r)
+        r.result.output = r.tail.decode("utf-8", errors="replace")
+        return r.result
+
+    def run(self, *args, **kwargs) -> Round:
+        return self.finish(self.start(*args, **kwargs))
 
     def _watch(self, proc, report_r: int, out_r: int, result: Round, reader: "_ReportReader", tail: bytearray):
         """Read reports and output until the child ends; kill it (return) on a timeout or the time limit."""
@@ -461,6 +473,17 @@ class Child:
                         (last is not None and now - last > self.timeout + grace):
                     result.killed = True  # a test (or import, or the end of the session) ran past its limit
                     return
+
+
+@dataclass
+class _Running:
+    proc: subprocess.Popen
+    report_r: int
+    out_r: int
+    result: Round
+    reader: "_ReportReader"
+    tail: bytearray
+    sandbox: Sandbox | None
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -721,37 +744,58 @@ def _grade_in(run_dir: Path, submission_root: Path, tests_dir: Path, graded_file
         sandbox.own(scratch)
         os.chmod(scratch, 0o700)
         child = Child(private, plugin_dir, settings.timeout, settings.seed, deadline)
-        reference, expected = None, []
-        if separate_tests:  # trusted: the instructor's own tests against the reference solution, in place
-            reference = _collect_reference(child, tests_dir, graded_files)
-            expected = _expected([reference], tests_dir.parent, graded_files)
-            if not reference.items:
-                notes.append("the instructor's tests could not be collected:\n" + _tail(reference.output, 2000))
+        # The instructor's own tests against the reference solution (trusted, in place) say which tests count; that
+        # collection runs while the first child of the submission does.
+        known: dict = {"reference": None, "expected": []}
+        pending = _start_reference(child, tests_dir, graded_files) if separate_tests else None
+
+        def reference_done() -> None:
+            if isinstance(pending, Round):
+                known["reference"] = pending
+            elif pending is not None:
+                known["reference"] = _remember_reference(pending, child.finish(pending.running))
+            reference = known["reference"]
+            if reference is not None:
+                known["expected"] = _expected([reference], tests_dir.parent, graded_files)
+                if not reference.items:
+                    notes.append("the instructor's tests could not be collected:\n" + _tail(reference.output, 2000))
+
         # Hidden tests run last, in a phase of their own whose outputs say passed / failed only; the visible phase
         # runs a copy of the tests without them.
-        has_hidden = any(e.visibility == "hidden" for e in expected)
+        has_hidden = separate_tests and any(_hidden_count(p) for p in graded_files)
         phases = [("visible", True), ("hidden", False)] if has_hidden else [("all", False)]
         targets = [code_tests / p.relative_to(tests_dir) for p in graded_files]
         rounds: list[Round] = []
         outcomes: dict[str, Outcome] = {}
+        expected: list[Expected] = []
+        meanwhile = reference_done
         for phase, strip in phases:
+            def wanted(phase=phase) -> list[Expected]:
+                return [e for e in known["expected"]
+                        if phase == "all" or (e.visibility == "hidden") == (phase == "hidden")]
+
+            if meanwhile is None and wanted() and all(e.id in outcomes for e in wanted()):
+                continue  # e.g. the hidden tests of a module whose tests kept timing out
             _publish(code, True)
             copy_tests(tests_dir, code_tests, graded_files, strip_hidden=strip)
             _publish(code, sandbox.root)
             _publish(plugin_dir, sandbox.root)
             present = [t for t in targets if t.exists()]
-            wanted = [e for e in expected if phase == "all" or (e.visibility == "hidden") == (phase == "hidden")]
-            if wanted and all(e.id in outcomes for e in wanted):
-                continue  # e.g. the hidden tests of a module whose tests kept timing out
-            phase_rounds = _run_rounds(child, code, ini, code_tests, present, sandbox, scratch, outcomes, wanted)
+            phase_rounds = _run_rounds(child, code, ini, code_tests, present, sandbox, scratch, outcomes, wanted,
+                                       meanwhile)
+            if meanwhile is not None and not phase_rounds:
+                meanwhile()
+            meanwhile = None
             rounds += phase_rounds
-            if reference is None:
-                expected = _expected(phase_rounds, code, present)
+            expected = known["expected"] if separate_tests else _expected(phase_rounds, code, present)
             for round_ in phase_rounds:
                 outcomes = _settle(round_, expected, outcomes)
             _give_up_on_slow_modules(expected, outcomes)
             if any(r.out_of_time or r.tampered for r in rounds):
                 break  # no time left, or a harness that reports nothing true any more
+        if meanwhile is not None:
+            meanwhile()
+            expected = known["expected"]
         ignored = sum(r.ignored for r in rounds)
         if ignored:
             notes.append(f"ignored {ignored} report line(s) without the run's nonce or out of order")
@@ -773,9 +817,15 @@ def _grade_in(run_dir: Path, submission_root: Path, tests_dir: Path, graded_file
 _reference_cache: dict[str, Round] = {}
 
 
-def _collect_reference(child: Child, tests_dir: Path, graded_files: list[Path]) -> Round:
-    """The graded tests as the instructor's repository collects them. Kept per process, keyed by the contents of the
-    tests folder and the reference chapters/, so grading many submissions in one process collects once."""
+@dataclass
+class _PendingReference:
+    key: str
+    running: _Running
+
+
+def _start_reference(child: Child, tests_dir: Path, graded_files: list[Path]):
+    """The graded tests as the instructor's repository collects them: a Round when this process collected the same
+    contents before (grading many submissions in one process collects once), else a started collection."""
     repo = tests_dir.parent
     h = hashlib.sha256(repr((str(tests_dir), [str(p) for p in graded_files], child.timeout, child.seed)).encode())
     for folder in (tests_dir, repo / "chapters"):
@@ -786,24 +836,43 @@ def _collect_reference(child: Child, tests_dir: Path, graded_files: list[Path]) 
         if (repo / name).is_file():
             h.update(name.encode() + (repo / name).read_bytes())
     key = h.hexdigest()
-    if key not in _reference_cache or not _reference_cache[key].items:
-        _reference_cache[key] = child.run(repo, _ini_file(repo, None), tests_dir, graded_files, sandbox=None,
-                                          collect_only=True)
-    return _reference_cache[key]
+    if key in _reference_cache:
+        return _reference_cache[key]
+    return _PendingReference(key, child.start(repo, _ini_file(repo, None), tests_dir, graded_files, sandbox=None,
+                                              collect_only=True))
+
+
+def _remember_reference(pending: _PendingReference, reference: Round) -> Round:
+    if reference.items:
+        _reference_cache[pending.key] = reference
+    return reference
+
+
+def _hidden_count(test_file: Path) -> int:
+    try:
+        text, n = remove_hidden_tests(test_file.read_text(encoding="utf-8"), test_file.name)
+    except (OSError, ValueError, SyntaxError):
+        return 0
+    return 1 if text is None else n
 
 
 def _run_rounds(child: Child, code: Path, ini: Path, code_tests: Path, targets: list[Path], sandbox: Sandbox,
-                scratch: Path, settled: dict[str, Outcome], expected: list[Expected]) -> list[Round]:
+                scratch: Path, settled: dict[str, Outcome], wanted, meanwhile=None) -> list[Round]:
     """Children until every test of these targets has an outcome, a child makes no progress, or time runs out.
 
-    expected: the tests this phase should settle (empty: learn them from what the children collect)."""
+    wanted(): the tests this phase should settle (empty: learn them from what the children collect). meanwhile: run
+    while the first child runs (the reference collection)."""
     rounds: list[Round] = []
     outcomes = dict(settled)
     while targets:
         skip = set(outcomes) | {r.collecting for r in rounds if r.collecting}
-        rounds.append(child.run(code, ini, code_tests, targets, sandbox=sandbox, scratch=scratch, skip=skip))
+        running = child.start(code, ini, code_tests, targets, sandbox=sandbox, scratch=scratch, skip=skip)
+        if meanwhile is not None:
+            meanwhile()
+            meanwhile = None
+        rounds.append(child.finish(running))
         last = rounds[-1]
-        ids = expected or _expected(rounds, code, targets)
+        ids = wanted() or _expected(rounds, code, targets)
         outcomes = _settle(last, ids, outcomes)
         _give_up_on_slow_modules(ids, outcomes)
         if last.tampered:  # every fresh child imports the same submission: nothing more to learn
