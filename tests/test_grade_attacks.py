@@ -4,9 +4,9 @@ instructor grades: `--submission SUB --starter STARTER --tests INSTRUCTOR/tests`
 The fake course has chapters of one tiny exercise each: `double` is the TODO, `width` is given (the starter's one free
 point) and a hidden test checks `double` again. Attacks that stay out of the harness share one grader run (one
 chapter each); attacks that tamper with the harness get a run of their own, since the first detection fails every
-later test. Every attack must score no more than the honest, untouched starter (here: exactly as much, unless the
-harness was modified, which fails every test), and leave the results file as the grader wrote it and the
-instructor's folders byte-identical. These run as root here (as Gradescope's autograder does), so the fresh uid and
+later test. Every attack must score no more than the honest, untouched starter (a chapter of the same run: exactly
+as much, unless the harness was modified, which fails every test), and leave the results file as the grader wrote it
+and the instructor's folders byte-identical. These run as root here (as Gradescope's autograder does), so the fresh uid and
 the mount namespace are what is tested; without root the module checks what holds there.
 """
 import hashlib
@@ -257,6 +257,7 @@ DAEMONS = '''
         return 2
     '''
 REACH = ["ch01_hijack", "ch02_rewrite", "ch03_secrets", "ch04_daemons"]
+HONEST = "ch05_honest"  # the untouched starter, graded in the same run as the attacks
 
 
 def open_folder():
@@ -270,15 +271,8 @@ def open_folder():
 @pytest.fixture(scope="module")
 def course():
     base = open_folder()
-    yield Course(base, REACH)
+    yield Course(base, REACH + [HONEST])
     shutil.rmtree(base, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def honest(course, reach):
-    """The untouched starter, submitted as is, after the attacks (so it also shows they left nothing behind)."""
-    result, _, _ = course.grade(course.starter)
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -288,20 +282,21 @@ def reach(course):
         "chapters/ch02_rewrite/__init__.py": "", "chapters/ch02_rewrite/model.py": REWRITE,
         "chapters/ch03_secrets/__init__.py": "", "chapters/ch03_secrets/model.py": SECRETS,
         "chapters/ch04_daemons/__init__.py": "", "chapters/ch04_daemons/model.py": DAEMONS,
+        f"chapters/{HONEST}/__init__.py": "", f"chapters/{HONEST}/model.py": STARTER,
     })
     result, out, seconds = course.grade(sub)
     return result, out
 
 
-def test_the_honest_starter_earns_only_the_free_points(honest):
-    assert [chapter_score(honest, c) for c in REACH] == [1, 1, 1, 1]
-    assert (honest["score"], honest["max_score"]) == (4, 20)
+def test_the_honest_starter_earns_only_the_free_points(reach):
+    assert chapter_score(reach[0], HONEST) == 1  # test_width; its TODO fails the other four
+    assert reach[0]["max_score"] == 5 * len(REACH + [HONEST])
 
 
 @needs_root
 @pytest.mark.parametrize("chapter", REACH)
-def test_an_attack_out_of_the_harness_scores_what_the_starter_does(honest, reach, chapter):
-    assert chapter_score(reach[0], chapter) == chapter_score(honest, chapter)
+def test_an_attack_out_of_the_harness_scores_what_the_starter_does(reach, chapter):
+    assert chapter_score(reach[0], chapter) == chapter_score(reach[0], HONEST)
 
 
 @needs_root
@@ -316,7 +311,7 @@ def test_the_reference_solution_is_out_of_reach(course, reach):
 
 def test_hidden_tests_report_pass_or_fail_only(reach):
     hidden = [t for t in reach[0]["tests"] if t["visibility"] == "hidden"]
-    assert len(hidden) == 4 and {t["output"] for t in hidden} == {"failed"}
+    assert len(hidden) == 5 and {t["output"] for t in hidden} == {"failed"}
 
 
 def test_no_process_of_the_submission_survives_and_the_results_stay_as_written(course, reach):
@@ -331,10 +326,9 @@ def test_no_process_of_the_submission_survives_and_the_results_stay_as_written(c
 
 
 @needs_root
-def test_rewriting_the_tests_changes_nothing_and_the_instructors_folders_stay_byte_identical(course, reach, honest):
+def test_rewriting_the_tests_changes_nothing_and_the_instructors_folders_stay_byte_identical(course, reach):
     assert not list(course.traces.glob("rewrote-*"))  # neither the private copy nor the originals could be written
-    assert course.digests() == course.before
-    assert honest["score"] == 4  # graded after the attacks: nothing they did carried over
+    assert course.digests() == course.before  # so nothing they did can carry over to the next submission
 
 
 # ---- tampering with the harness: a run each ----
@@ -458,8 +452,8 @@ def test_impossible_options_are_refused_before_anything_runs(tmp_path, capsys, o
 
 
 @needs_root
-def test_as_root_student_code_runs_as_a_fresh_uid_in_a_mount_namespace(honest):
-    assert "student code ran as uid" in honest["output"] and "mount namespace" in honest["output"]
+def test_as_root_student_code_runs_as_a_fresh_uid_in_a_mount_namespace(reach):
+    assert "student code ran as uid" in reach[0]["output"] and "mount namespace" in reach[0]["output"]
 
 
 
