@@ -6,8 +6,8 @@ point) and a hidden test checks `double` again. Attacks that stay out of the har
 chapter each); attacks that tamper with the harness get a run of their own, since the first detection fails every
 later test. Every attack must score no more than the honest, untouched starter (a chapter of the same run: exactly
 as much, unless the harness was modified, which fails every test), and leave the results file as the grader wrote it
-and the instructor's folders byte-identical. These run as root here (as Gradescope's autograder does), so the fresh uid and
-the mount namespace are what is tested; without root the module checks what holds there.
+and the instructor's folders byte-identical. These run as root here (as Gradescope's autograder does), so the
+fresh uid and the mount namespace are what is tested; without root the module checks what holds there.
 """
 import hashlib
 import json
