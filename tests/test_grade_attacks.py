@@ -200,6 +200,11 @@ SECRETS = '''
         return "YES" if needle is None or needle in text else "no (not there)"
 
     def double(xs):
+        try:
+            open("/tmp/grade-attack-leftover-%d" % os.getuid(), "w").write("for the next submission")
+            left = "done"
+        except OSError:
+            left = "failed"
         here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         report = {
             "reference": readable("INSTRUCTOR/chapters/ch03_secrets/model.py"),
@@ -212,6 +217,7 @@ SECRETS = '''
             "other users' processes": "YES" if any(os.stat(p).st_uid != os.getuid()
                                                    for p in glob.glob("/proc/[0-9]*")) else "no",
             "setuid programs would work": readable("/proc/self/status", "NoNewPrivs:\t0"),
+            "left a file in /tmp": left,
         }
         raise RuntimeError("; ".join(k + ": " + v for k, v in report.items()))
 
@@ -307,6 +313,8 @@ def test_the_reference_solution_is_out_of_reach(course, reach):
     # Nor the hidden tests (removed from the visible phase), the instructor's paths, root, other users' processes.
     assert "YES" not in report
     assert REFERENCE_MARK not in json.dumps(reach[0])
+    assert "left a file in /tmp: done" in report
+    assert not list(Path("/tmp").glob("grade-attack-leftover-*"))  # and it was removed after the run
 
 
 def test_hidden_tests_report_pass_or_fail_only(reach):

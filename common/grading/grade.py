@@ -39,7 +39,8 @@ Defended, and tested in tests/test_grade_attacks.py:
   sandbox.FRESH_UID_RANGE; `--user NAME` picks an existing user instead, e.g. nobody -- but then every process of
   that user is killed after each child), with no supplementary groups,
   PR_SET_NO_NEW_PRIVS (no setuid programs), RLIMIT_NPROC and no core dumps. The run folder is root's: the child can
-  read the code and tests (0755/0644) but write only its scratch folder (HOME, TMPDIR, pytest's basetemp). In a
+  read the code and tests (0755/0644) but write only its scratch folder (HOME, TMPDIR, pytest's basetemp) and the
+  world-writable /tmp, /var/tmp, /dev/shm, whose files of the fresh uid are removed after the run. In a
   private mount namespace, the instructor's tests folder and the reference chapters/ folders (of the tests' repository
   and of this grader's checkout, which an editable install points to) are covered by empty read-only tmpfs mounts,
   and /proc is remounted with hidepid=2 so the child cannot see the grader's command line or other users'
@@ -83,7 +84,9 @@ Not defended (what student code can still do inside its own interpreter, or outs
   disk (run the grader in a container without network, as Gradescope does); kill this process (as root only the
   grader's uid could, and it is not the child's).
 
-Runs are seeded (PYTHONHASHSEED=0, and random / numpy / paddle seeded before each test), so a local pass is a
+The child pytest uses the tests' own configuration file (copied) but not its addopts (`-o addopts=`), never loads
+pytest-xdist (`-p no:xdist`) or other installed plugins (PYTEST_DISABLE_PLUGIN_AUTOLOAD), so a repository's `-n auto`
+does not reach it. Runs are seeded (PYTHONHASHSEED=0, and random / numpy / paddle seeded before each test), so a local pass is a
 grader pass.
 """
 from __future__ import annotations

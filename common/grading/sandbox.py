@@ -35,6 +35,7 @@ except ImportError:
 
 FRESH_UID_RANGE = (1_700_000_000, 1_800_000_000)
 CHILD_NPROC = 1024  # processes + threads of the child's uid
+SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm")  # world-writable: cleaned of the fresh uid's files after a run
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -104,6 +105,7 @@ class Sandbox:
         self.root = _running_as_root()
         self.hide = [p for p in dict.fromkeys(p.resolve() for p in hide) if p.is_dir() and not _inside(run_dir, p)]
         self.uid = self.gid = None
+        self.fresh = not user  # a uid made up for this run (not an existing user's)
         self.namespace = False
         self.locked: list[tuple[Path, int]] = []
         self.before = _descendants(os.getpid(), _processes())  # not ours to kill
@@ -142,9 +144,27 @@ class Sandbox:
             "the kernel refused one)"))
 
     def restore(self) -> None:
+        """Undo the run's changes: folder modes back, and what the fresh uid left in the shared temporary folders
+        removed (a later submission on this machine must not find it)."""
         for path, mode in self.locked:
             os.chmod(path, mode)
         self.locked = []
+        if self.root and self.fresh:
+            for shared in SHARED_TMP:
+                try:
+                    entries = list(os.scandir(shared))
+                except OSError:
+                    continue
+                for entry in entries:
+                    try:
+                        if entry.stat(follow_symlinks=False).st_uid != self.uid:
+                            continue
+                        if entry.is_dir(follow_symlinks=False):
+                            shutil.rmtree(entry.path, ignore_errors=True)
+                        else:
+                            os.unlink(entry.path)
+                    except OSError:
+                        pass
 
     def preexec(self):
         """The function run in the forked child before exec (as root), or None without root."""
