@@ -26,7 +26,7 @@ than MAX_SUBMISSION_FILES files or MAX_SUBMISSION_BYTES bytes.
 
 Submissions come from people who want marks without the work. Student code runs only in child pytest processes.
 
-Defended, and tested in tests/test_grade_attacks.py:
+Defended (each with an attack in tests/test_grade_attacks.py, unless noted):
 - Nothing of the instructor's within reach. The child sees a private per-run copy: the code (starter + the
   submission's chapters/) and the tests it needs, in a run folder under the system temp dir; the instructor's
   tests folder and reference `chapters/` appear in no path of its argv or environment (a minimal environment is
@@ -37,19 +37,20 @@ Defended, and tested in tests/test_grade_attacks.py:
 - As root (Gradescope runs the autograder as root; the how is in common/grading/sandbox.py): each child runs as a
   fresh unprivileged uid chosen per run (a number with no passwd entry and no process, from
   sandbox.FRESH_UID_RANGE; `--user NAME` picks an existing user instead, e.g. nobody -- but then every process of
-  that user is killed after each child), with no supplementary groups,
-  PR_SET_NO_NEW_PRIVS (no setuid programs), RLIMIT_NPROC and no core dumps. The run folder is root's: the child can
-  read the code and tests (0755/0644) but write only its scratch folder (HOME, TMPDIR, pytest's basetemp) and the
-  world-writable /tmp, /var/tmp, /dev/shm, whose files of the fresh uid are removed after the run. In a
-  private mount namespace, the instructor's tests folder and the reference chapters/ folders (of the tests' repository
-  and of this grader's checkout, which an editable install points to) are covered by empty read-only tmpfs mounts,
+  that user is killed after each child), with no supplementary groups, PR_SET_NO_NEW_PRIVS (no setuid programs),
+  RLIMIT_NPROC and no core dumps (the last two untested). The run folder is root's: the child can read the code and
+  tests (0755/0644) but write only its scratch folder (HOME, TMPDIR, pytest's basetemp) and the world-writable /tmp,
+  /var/tmp, /dev/shm, whose files of the fresh uid are removed after the run. In a private mount namespace, the
+  instructor's tests folder and the reference chapters/ folders (of the tests' repository and of this grader's
+  checkout, which an editable install points to) are covered by empty read-only tmpfs mounts,
   and /proc is remounted with hidepid=2 so the child cannot see the grader's command line or other users'
   processes. Where the kernel refuses a mount namespace (a container without CAP_SYS_ADMIN), those folders are
-  instead made inaccessible to others (chmod go-rwx) for the run and restored afterwards; the note says which.
+  instead made inaccessible to others (chmod go-rwx) for the run and restored afterwards; the note says which
+  (this fallback is untested here: the test machine allows namespaces).
 - Results the submission cannot write. Settings reach the child through a file descriptor opened by the grader
   (its file is in a root-only folder and closed before student code runs); outcomes come back through a pipe;
-  the results file is written by this process after every process of the submission is dead, atomically, in a
-  folder the child cannot write (and, under the mount namespace, cannot reach when it is the instructor's).
+  the results file is written by this process, atomically, after every process of the submission is dead, so even
+  a world-writable results folder stays as written.
 - No survivors. The grader is a child subreaper (prctl PR_SET_CHILD_SUBREAPER), so double-forked `setsid` daemons
   are re-parented to it; after every child, every process of the run's uid is killed (kill(-1) sent as that uid,
   repeated until none is left), every other descendant of the grader that was not there before is killed, and all
@@ -63,10 +64,12 @@ Defended, and tested in tests/test_grade_attacks.py:
   test; `os._exit()` or a crash ends the child, the test in progress scores 0 and the rest run in a fresh child.
 - Tampering inside the test process is made hard, not impossible: the plugin (common/grading/_pytest_points.py)
   checks after each module import and each test that pytest's and pluggy's run/report machinery, the plugin's own
-  functions, the builtins assertions use and numpy's / Paddle's comparison helpers are the objects captured at
-  start-up; if not, that test and every later one fail with "the submission modified the test harness". The grader
+  functions, the builtins assertions use and numpy's / Paddle's comparison helpers (untested) are the objects
+  captured at start-up; if not, that test and every later one fail with "the submission modified the test
+  harness"; the plugin's module is also removed from sys.modules before any test module is imported. The grader
   itself counts a test only if it was reported started and ended exactly once, in order, with the run's nonce.
-- Symbolic links that leave the submission are refused; others, and non-Python clutter, are not followed.
+- Symbolic links that leave the submission are refused; links inside it are not copied; pipes, sockets and
+  devices are refused (copying a pipe would block the grader).
 
 Not defended (what student code can still do inside its own interpreter, or outside this grader's reach):
 - Forge a pass by reaching the report channel directly: walking the garbage collector, frames or closure cells
@@ -86,8 +89,8 @@ Not defended (what student code can still do inside its own interpreter, or outs
 
 The child pytest uses the tests' own configuration file (copied) but not its addopts (`-o addopts=`), never loads
 pytest-xdist (`-p no:xdist`) or other installed plugins (PYTEST_DISABLE_PLUGIN_AUTOLOAD), so a repository's `-n auto`
-does not reach it. Runs are seeded (PYTHONHASHSEED=0, and random / numpy / paddle seeded before each test), so a local pass is a
-grader pass.
+does not reach it. Runs are seeded (PYTHONHASHSEED=0, and random / numpy / paddle seeded before each test), so a
+local pass is a grader pass.
 """
 from __future__ import annotations
 
