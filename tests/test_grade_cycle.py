@@ -17,12 +17,15 @@ from pathlib import Path
 import pytest
 
 from common.grading import grade
+from common.grading.assign import find_regions
 from tests.gradescope_schema import assert_valid
 
 GRADED = False  # the course tooling's own tests are not part of a student's grade
 pytestmark = pytest.mark.points(1)
 REPO = Path(__file__).resolve().parents[1]
 CHAPTER = "ch01_house_price"
+if not any(find_regions(p.read_text(encoding="utf-8"), p.name) for p in (REPO / "chapters" / CHAPTER).glob("*.py")):
+    pytest.skip("a student copy: chapter 1 has no solution to export or to fill the TODOs from", allow_module_level=True)
 
 
 def run(*args: str, cwd: Path, env=None) -> subprocess.CompletedProcess:

@@ -31,9 +31,10 @@ Defended (each with an attack in tests/test_grade_attacks.py, unless noted):
   submission's chapters/) and the tests it needs, in a run folder under the system temp dir; the instructor's
   tests folder and reference `chapters/` appear in no path of its argv or environment (a minimal environment is
   built, not inherited), and the originals are only ever read (never opened for writing: a submission that edits
-  tests edits its own copy). Hidden tests are run in a second phase, after every visible test: the copy the
-  visible phase sees has the hidden tests removed (as the student export does), and the hidden phase's outputs are
-  reduced to passed / failed, so reading hidden tests gains a submission nothing it can show.
+  tests edits its own copy). With separate tests (--tests / --starter), hidden tests run in a second phase, after
+  every visible test: the copy the visible phase sees has the hidden tests removed (as the student export does),
+  and the hidden phase's outputs are reduced to passed / failed, so reading hidden tests gains a submission
+  nothing it can show.
 - As root (Gradescope runs the autograder as root; the how is in common/grading/sandbox.py): each child runs as a
   fresh unprivileged uid chosen per run (a number with no passwd entry and no process, from
   sandbox.FRESH_UID_RANGE; `--user NAME` picks an existing user instead, e.g. nobody -- but then every process of
