@@ -1,10 +1,10 @@
 """The whole assignment cycle on the real chapter 1, as an instructor and a student walk it.
 
-Export the chapter (`python -m common.grading.assign export --chapters ch01_house_price`), run the student copy's own
-pytest with this checkout's reference solution importable (the TODO tests must fail there), fill the TODOs from the
-reference and grade (full marks), submit something that is not a submission (refused, with a results.json that says
-why), and check every results.json against Gradescope's schema. Slow by nature (each pytest imports Paddle), so
-it is done once, in one module fixture.
+Export the chapter (`python -m common.grading.assign export --chapters ch01_house_price`, its main() in-process),
+run the student copy's own pytest with this checkout's reference solution importable (the TODO tests must fail
+there), fill the TODOs from the reference and grade (full marks), submit something that is not a submission
+(refused, with a results.json that says why), and check every results.json against Gradescope's schema. Slow by
+nature (each pytest imports Paddle), so it is done once, in one module fixture.
 """
 import json
 import os
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from common.grading import grade
+from common.grading import assign, grade
 from common.grading.assign import find_regions
 from tests.gradescope_schema import assert_valid
 
@@ -36,12 +36,12 @@ def run(*args: str, cwd: Path, env=None) -> subprocess.CompletedProcess:
 def cycle(tmp_path_factory):
     base = tmp_path_factory.mktemp("cycle")
     student = base / "student"
-    exported = run("-m", "common.grading.assign", "export", "--out", str(student), "--chapters", CHAPTER, cwd=REPO)
-    assert exported.returncode == 0, exported.stderr
+    assert assign.main(["export", "--out", str(student), "--chapters", CHAPTER]) == 0  # its command line, in-process
     # The student copy's own pytest, where an installed/importable reference could shadow the student's code.
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    own = run("-m", "pytest", "-p", "no:cacheprovider", "--maxfail=2", f"tests/test_{CHAPTER}.py", cwd=student,
-              env=env)
+    own = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--maxfail=2",
+                            f"tests/test_{CHAPTER}.py"], cwd=student, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)  # runs while the grader does (two cores)
     # The student fills in every TODO (here: from the reference) and uploads the repository, zipped in a folder.
     upload = base / "upload" / "my-work"
     shutil.copytree(student, upload)
@@ -50,14 +50,15 @@ def cycle(tmp_path_factory):
     out = base / "results" / "full.json"
     full = grade.main(["--submission", str(upload.parent), "--starter", str(student), "--tests", str(REPO / "tests"),
                        "--chapters", CHAPTER, "--json", str(out)])
-    return {"base": base, "student": student, "own": own, "full": full, "full_path": out, "exported": exported}
+    own_output, _ = own.communicate(timeout=300)
+    return {"base": base, "student": student, "own": (own.returncode, own_output), "full": full, "full_path": out}
 
 
 def test_the_student_copys_own_pytest_fails_on_the_todos_even_with_the_reference_importable(cycle):
-    own = cycle["own"]
-    assert own.returncode == 1, own.stdout[-2000:]
-    assert "NotImplementedError: TODO" in own.stdout
-    failed = int(re.search(r"(\d+) failed", own.stdout).group(1))
+    returncode, output = cycle["own"]
+    assert returncode == 1, output[-2000:]
+    assert "NotImplementedError: TODO" in output
+    failed = int(re.search(r"(\d+) failed", output).group(1))
     assert failed == 2  # stopped after two (--maxfail=2): the student's TODOs, not the reference, were imported
 
 
