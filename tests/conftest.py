@@ -7,6 +7,8 @@ import numpy as np
 import paddle
 import pytest
 
+from common.grading.partial_credit import partial_credit  # noqa: F401  (a fixture for graded tests)
+
 SEED = 2024
 
 

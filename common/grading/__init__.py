@@ -4,5 +4,6 @@
     python -m common.grading.assign       the student version: solutions replaced by TODOs, hidden tests left out
     python -m common.grading.new_chapter  start a new task as a copy of a chapter, with its template tests
 
-_pytest_points.py is the pytest plugin the grader loads into the child process that runs student code.
+_pytest_points.py is the pytest plugin the grader loads into the child process that runs student code;
+partial_credit.py is the `partial_credit` fixture graded tests may use (tests/conftest.py imports it).
 """
