@@ -422,7 +422,8 @@ def test_a_chapter_missing_from_the_submission_is_not_taken_from_an_installed_co
 
 def test_results_json_is_written_when_pytest_cannot_start(tmp_path):
     root = make_course(tmp_path / "sub", {"ch01_good": CORRECT_CODE["ch01_good"]}, {"ch01_good": TESTS["ch01_good"]})
-    write(root / "pytest.py", 'raise ImportError("a submission that shadows pytest")')
+    # (A top-level pytest.py would not do: the graded copy takes only the course's files, see assign.source_files.)
+    write(root / "tests" / "conftest.py", 'raise ImportError("a conftest that stops pytest")')
     out = tmp_path / "results.json"
     grade.main(["--submission", str(root), "--json", str(out)])
     result = json.loads(out.read_text())

@@ -72,7 +72,7 @@ def test_filling_the_todos_from_the_reference_gives_full_marks(cycle):
 
 @pytest.mark.parametrize("layout, expected", [
     ({"README.md": "my answers"}, "no chapters/ folder at the top of the submission or one folder down; expected "
-                                  f"chapters/{CHAPTER}/*.py; found: no Python files at all"),
+                                  f"chapters/{CHAPTER}/*.py (or .ipynb); found: no Python files at all"),
     ({f"a/b/chapters/{CHAPTER}/train.py": ""}, "found a/b/chapters/: one folder too deep"),
     ({f"chapters/extra/{CHAPTER}/train.py": ""}, f"found chapters/extra/{CHAPTER}/: one folder too deep"),
     ({f"{CHAPTER}/train.py": ""}, f"found {CHAPTER}/ without a chapters/ folder around it"),

@@ -93,12 +93,12 @@ def graded(tmp_path_factory):
     repo, student, upload = tmp / "instructor", tmp / "student", tmp / "upload"
     write(repo / "chapters" / "__init__.py", "")
     for case in CASES:
-        write(repo / "chapters" / f"ch_{case}" / "__init__.py", "")
-        write(repo / "chapters" / f"ch_{case}" / "model.py", MODEL)
-        write(repo / "tests" / f"test_ch_{case}.py", TESTS.format(chapter=f"ch_{case}"))
+        write(repo / "chapters" / f"ch9_{case}" / "__init__.py", "")
+        write(repo / "chapters" / f"ch9_{case}" / "model.py", MODEL)
+        write(repo / "tests" / f"test_ch9_{case}.py", TESTS.format(chapter=f"ch9_{case}"))
     report = assign.export(repo, student, notebooks=True)
     for case in CASES:
-        rel = Path("chapters") / f"ch_{case}" / "model.ipynb"
+        rel = Path("chapters") / f"ch9_{case}" / "model.ipynb"
         nb = nbformat.read(student / rel, as_version=4)
         reference = notebooks.assignment_notebook((repo / rel.with_suffix(".py")).read_text(), rel.with_suffix(".py").as_posix(),
                                                   solutions=True)
@@ -134,13 +134,13 @@ def graded(tmp_path_factory):
 
 def scores(graded_tests, case: str) -> dict:
     return {g.expected.id.split("::")[1]: (g.score, g.outcome) for g in graded_tests
-            if g.expected.file == f"tests/test_ch_{case}.py"}
+            if g.expected.file == f"tests/test_ch9_{case}.py"}
 
 
 def test_export_writes_a_notebook_beside_each_file_with_todos(graded):
     report, _, _, student = graded
     for case in CASES:
-        nb = nbformat.read(student / "chapters" / f"ch_{case}" / "model.ipynb", as_version=4)
+        nb = nbformat.read(student / "chapters" / f"ch9_{case}" / "model.ipynb", as_version=4)
         nbformat.validate(nb)
         kinds = [c.metadata["course"]["kind"] for c in nb.cells]
         assert kinds.count("todo") == 2 and "script" in kinds and "section" in kinds
@@ -150,14 +150,14 @@ def test_export_writes_a_notebook_beside_each_file_with_todos(graded):
         assert [c.cell_type for c in nb.cells if c.metadata["course"]["kind"] == "script"] == ["raw"]
         # The untouched notebook stands for exactly the student's .py.
         assert notebooks.notebook_to_script(nb, nb, "model.ipynb") == \
-            (student / "chapters" / f"ch_{case}" / "model.py").read_text()
+            (student / "chapters" / f"ch9_{case}" / "model.py").read_text()
 
 
 def test_the_notebook_filled_with_the_reference_scores_full_marks(graded):
     _, graded_tests, notes, _ = graded
     assert {name: s for name, (s, _) in scores(graded_tests, "filled").items()} == \
         {"test_load_is_given": 1, "test_forward": 2, "test_norm": 3}
-    assert any("graded chapters/ch_filled/model.py from the submitted notebook model.ipynb" in n for n in notes)
+    assert any("graded chapters/ch9_filled/model.py from the submitted notebook model.ipynb" in n for n in notes)
 
 
 def test_an_untouched_notebook_scores_what_the_starter_scores(graded):
@@ -165,7 +165,7 @@ def test_an_untouched_notebook_scores_what_the_starter_scores(graded):
     untouched, starter = scores(graded_tests, "untouched"), scores(graded_tests, "not_submitted")
     assert {k: s for k, (s, _) in untouched.items()} == {k: s for k, (s, _) in starter.items()} == \
         {"test_load_is_given": 1, "test_forward": 0, "test_norm": 0}
-    assert "TODO: w * x + b for every x" in untouched["test_forward"][1].message
+    assert "not implemented yet: w * x + b for every x" in untouched["test_forward"][1].message
 
 
 @pytest.mark.parametrize("case", ["scratch_and_magic", "metadata_stripped"])
@@ -189,7 +189,7 @@ def test_a_damaged_notebook_fails_every_test_of_its_file_with_the_reason(graded,
     assert len(results) == 3 and all(score == 0 for score, _ in results.values())
     for _, outcome in results.values():
         assert reason in outcome.message, outcome.message
-    assert any(f"could not use the submitted chapters/ch_{case}/model.ipynb" in n for n in notes)
+    assert any(f"could not use the submitted chapters/ch9_{case}/model.ipynb" in n for n in notes)
 
 
 def test_other_chapters_grade_normally_beside_a_damaged_notebook(graded):
@@ -212,16 +212,16 @@ def test_every_chapter_file_with_exercises_round_trips_through_its_notebook(rel)
 
 
 def test_the_grader_survives_any_bytes_as_a_notebook(tmp_path):
-    starter_nb = notebooks.assignment_notebook(textwrap.dedent(MODEL).lstrip(), "chapters/ch_x/model.py")
+    starter_nb = notebooks.assignment_notebook(textwrap.dedent(MODEL).lstrip(), "chapters/ch9_x/model.py")
     for data in (b"\xff\xfe", b"[]", b'{"cells": "no"}', b'{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, '
                  b'"cells": [{"cell_type": "code", "metadata": {"course": 3}, "source": 7}]}', b"{}" * 10):
         for folder in ("starter", "code"):
-            write(tmp_path / folder / "chapters" / "ch_x" / "model.py", MODEL)
-        nbformat.write(starter_nb, tmp_path / "starter" / "chapters" / "ch_x" / "model.ipynb")
-        (tmp_path / "code" / "chapters" / "ch_x" / "model.ipynb").write_bytes(data)
+            write(tmp_path / folder / "chapters" / "ch9_x" / "model.py", MODEL)
+        nbformat.write(starter_nb, tmp_path / "starter" / "chapters" / "ch9_x" / "model.ipynb")
+        (tmp_path / "code" / "chapters" / "ch9_x" / "model.ipynb").write_bytes(data)
         notes = notebooks.use_submitted_notebooks(tmp_path / "starter", tmp_path / "code")
         assert len(notes) == 1 and notes[0].startswith("could not use the submitted"), notes
-        stub = (tmp_path / "code" / "chapters" / "ch_x" / "model.py").read_text()
+        stub = (tmp_path / "code" / "chapters" / "ch9_x" / "model.py").read_text()
         with pytest.raises(ImportError):
             exec(compile(stub, "model.py", "exec"), {})
 
