@@ -54,7 +54,7 @@ Defended (each with an attack in tests/test_grade_attacks.py, unless noted):
   a world-writable results folder stays as written.
 - No survivors. The grader is a child subreaper (prctl PR_SET_CHILD_SUBREAPER), so double-forked `setsid` daemons
   are re-parented to it; after every child, every process of the run's uid is killed (kill(-1) sent as that uid,
-  repeated until none is left), every other descendant of the grader that was not there before is killed, and all
+  repeated until none is left; without root: every descendant of the grader that was not there before), and all
   are reaped, before the next child starts or the results are written.
 - Bounded time. Per test (`--timeout`, a timer in the child, and a watchdog here that kills a child whose test
   runs past timeout + grace, so blocking SIGALRM does not help); per submission (`--time-limit`, default

@@ -11,8 +11,10 @@ Where the kernel refuses a mount namespace, the `hide` folders are chmod go-rwx 
 Without root: the grader's own uid, and only the killing below.
 
 Killing: the grader is a child subreaper while it grades (orphans re-parent to it); `kill_all` sends SIGKILL to
-every process of the child's uid (kill(-1) sent as that uid: atomic, and exact because the uid is fresh) and to
-every descendant of the grader that was not there when the sandbox was made, and reaps them, until none is left.
+every process of the child's uid (kill(-1) sent as that uid: atomic, and exact because the uid is fresh) and reaps
+them, until none is left. Without root (no uid of its own for the submission) it kills every descendant of the
+grader that was not there when the sandbox was made instead: so a program that grades in-process must not start
+processes of its own in other threads meanwhile.
 """
 from __future__ import annotations
 
@@ -186,10 +188,14 @@ class Sandbox:
                 subprocess.run(["/bin/true"] if os.path.exists("/bin/true") else [sys.executable, "-c", ""],
                                preexec_fn=_make_killer(self.uid, self.gid), check=False)
             procs = _processes()
-            ours = _descendants(me, procs) - self.before
-            alive = {p for p in ours if not procs[p]["zombie"]}
             if self.root:
-                alive |= {p for p, info in procs.items() if info["uid"] == self.uid and not info["zombie"]}
+                # Everything the submission starts runs as its uid and cannot leave it (no privileges, no new ones),
+                # so the uid names its processes exactly; other descendants of this process (its caller's own, such
+                # as a test run's notebook kernels) are not the submission's and are left alone.
+                ours = {p for p, info in procs.items() if info["uid"] == self.uid}
+            else:
+                ours = _descendants(me, procs) - self.before
+            alive = {p for p in ours if not procs[p]["zombie"]}
             for pid in alive:
                 try:
                     os.kill(pid, signal.SIGKILL)
