@@ -350,7 +350,8 @@ def build_parser():
 
     parser = argparse.ArgumentParser(prog="python -m chapters.ch02_mnist.predict",
                                      description="Classify photos or images of handwritten digits (0-9).")
-    parser.add_argument("images", nargs="+", type=Path, help="image files (png, jpg, ...), any size and polarity")
+    # nargs="*" and a check in main, so that `--debug photo.jpg` (the photo taken as DIR) gets a helpful message
+    parser.add_argument("images", nargs="*", type=Path, help="image files (png, jpg, ...), any size and polarity")
     parser.add_argument("--model", type=Path, default=DEFAULT_RUN,
                         help="run folder of `python -m chapters.ch02_mnist` (or its model.pdparams or "
                              f"inference/model prefix); default {DEFAULT_RUN}, the default LeNet run")
@@ -370,6 +371,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if debug_dir is not None and debug_dir.is_file():  # `--debug photo.jpg`: argparse took the photo as DIR
         parser.error(f"--debug {debug_dir}: that is a file; --debug DIR takes a folder to write into. "
                      "Put a bare --debug after the images to only show tracebacks")
+    if not cfg.images:
+        parser.error("no image given: python -m chapters.ch02_mnist.predict IMAGE [IMAGE ...]")
     try:
         model = load_predictor(cfg.model)
     except DataError as e:
