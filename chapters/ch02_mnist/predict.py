@@ -96,11 +96,15 @@ def shrink(gray: np.ndarray, longest: int) -> np.ndarray:
 
 
 def ink_is_dark(gray: np.ndarray) -> bool:
-    """Is the ink darker than the paper? Ink is what stands out from its neighbourhood, and there is less of it.
+    """Is the ink darker than the paper? Yes, unless the image is mostly dark and what stands out is light.
 
-    A median over a wide window is the paper there (less than half of any window is ink), so the pixels far
-    below it are dark ink and those far above it light ink; grain and JPEG noise are as often above as below.
+    Most photos are ink on paper; a blackboard, or an MNIST-style image, is mostly dark. What stands out:
+    a median over a wide window is the paper there (less than half of any window is ink), so the pixels far
+    below it are dark ink and those far above it light ink (grain and JPEG noise are as often above as below).
+    The first test alone keeps a dark table around a sheet of paper from flipping the sheet.
     """
+    if np.median(gray) >= 128:
+        return True
     local_paper = cv2.medianBlur(np.round(gray).astype(np.uint8), odd(max(gray.shape) // 6)).astype(np.float32)
     difference = gray - local_paper
     noise = 1.4826 * np.median(np.abs(difference)) + 1.0  # robust standard deviation (MAD), at least 1 grey level
@@ -112,16 +116,18 @@ def paper_level(gray: np.ndarray) -> np.ndarray:
 
     Morphological closing (闭运算: dilate, then erode) with a window wider than any pen stroke paints each
     stroke over with the paper beside it, while keeping slow changes of the light (a linear fall-off comes
-    through a closing unchanged). A slight blur first keeps the grain from lifting the estimate. The photo is
+    through a closing unchanged). A small median filter first keeps the grain from lifting the estimate. The photo is
     padded by repeating its edge pixels: a window cut off by the edge would take the paper from further in,
     which is brighter when the light falls off towards the edge.
     """
     side = odd(max(gray.shape) // 4)
     pad = side // 2 + 1
-    padded = cv2.copyMakeBorder(cv2.GaussianBlur(gray, (0, 0), 2.0), pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    smooth = cv2.medianBlur(gray.astype(np.float32), 5)  # a median keeps the sheet's edge sharp, a blur would not
+    padded = cv2.copyMakeBorder(smooth, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))  # rectangular: fast at any size
     paper = cv2.morphologyEx(padded, cv2.MORPH_CLOSE, kernel)
-    paper = cv2.blur(paper, (side // 4 + 1, side // 4 + 1))  # smooth the closing's small steps
+    # Smooth the closing's small steps, but never upwards: a blur would lift a dark table beside the sheet.
+    paper = np.minimum(paper, cv2.blur(paper, (side // 4 + 1, side // 4 + 1)))
     return np.maximum(paper[pad:-pad, pad:-pad], 1.0)
 
 
