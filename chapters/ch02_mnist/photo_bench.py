@@ -8,7 +8,7 @@ the model never trained on); --seed draws the photos' looks. Each is
 photographed by `photos.make_photo` (ink on paper, uneven light, grain, rotation, blur, JPEG, tints), read by
 `predict.read_digit` and classified by the exported model. Printed, from one run:
 1. the model's accuracy on the clean 28x28 digits, and on their photos (a photo without a digit found is wrong);
-2. the same for photos of the other polarity (light chalk on a dark board);
+2. the same for photos of the other polarity (light chalk on a dark board), and on ruled notebook paper;
 3. blank sheets (no digit, same lighting and noise): how many the reader rightly answers "no digit found".
 """
 from __future__ import annotations
@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--model", type=Path, default=predict.DEFAULT_RUN, help="run folder of the model to test")
     parser.add_argument("--photos", type=positive_int, default=500, help="photos of dark ink on paper")
     parser.add_argument("--light-ink", type=int, default=100, help="photos of light chalk on a dark board")
+    parser.add_argument("--ruled", type=int, default=100, help="photos of ink on ruled notebook paper")
     parser.add_argument("--blank", type=int, default=100, help="photos of blank sheets (no digit)")
     parser.add_argument("--save", action="store_true", help="also write every photo to OUT/photos/")
     cfg = parser.parse_args(argv)
@@ -97,6 +98,10 @@ def main(argv: list[str] | None = None) -> dict:
     board, _ = read_photos(digits[-m:], rng, PhotoStyle(light_ink=True), save_dir, "board", labels[-m:])
     board_accuracy, board_missed = photo_accuracy(model, board, labels[-m:]) if m else (float("nan"), 0)
     board_clean = float(np.mean(predict.classify(model, digits[-m:])[0] == labels[-m:])) if m else float("nan")
+    r = min(cfg.ruled, len(labels))  # the first r digits again, now on ruled paper
+    lined, _ = read_photos(digits[:r], rng, PhotoStyle(ruled=True), save_dir, "ruled", labels[:r])
+    ruled_accuracy, ruled_missed = photo_accuracy(model, lined, labels[:r]) if r else (float("nan"), 0)
+    ruled_clean = float(np.mean(predict.classify(model, digits[:r])[0] == labels[:r])) if r else float("nan")
     blanks, _ = read_photos([None] * cfg.blank, rng, PhotoStyle(), save_dir, "blank")
     rejected = sum(image is None for image in blanks)
 
@@ -107,11 +112,15 @@ def main(argv: list[str] | None = None) -> dict:
     if m:
         print(f"{m} digits as chalk on a board (light on dark): accuracy {board_accuracy:.4f} "
               f"(clean {board_clean:.4f}; {board_missed} with no digit found)")
+    if r:
+        print(f"{r} digits on ruled notebook paper: accuracy {ruled_accuracy:.4f} "
+              f"(clean {ruled_clean:.4f}; {ruled_missed} with no digit found)")
     if cfg.blank:
         print(f"{cfg.blank} blank sheets: {rejected} answered 'no digit found'")
     results = {"model": str(cfg.model), "photos": n, "clean_accuracy": clean_accuracy,
                "photo_accuracy": paper_accuracy, "photo_no_digit": paper_missed,
                "light_ink_photos": m, "light_ink_accuracy": board_accuracy, "light_ink_clean_accuracy": board_clean,
+               "ruled_photos": r, "ruled_accuracy": ruled_accuracy, "ruled_clean_accuracy": ruled_clean,
                "blank_sheets": cfg.blank, "blank_rejected": rejected, "seconds_per_photo": paper_seconds,
                "seed": cfg.seed, "style": dataclasses.asdict(PhotoStyle())}
     write_json(cfg.out / "metrics.json", results)

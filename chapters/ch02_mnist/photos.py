@@ -38,6 +38,7 @@ class PhotoStyle:
     jpeg_quality: tuple[int, int] = (55, 85)
     tinted: float = 0.5  # fraction of photos taken under coloured light (a per-channel gain)
     light_ink: bool = False  # True: light chalk on a dark board instead (the other polarity)
+    ruled: bool = False  # True: ruled notebook paper, lines 2 pixels thick every 25-40 pixels, 25-45% darker
 
 
 def make_photo(digit: np.ndarray | None, rng: np.random.Generator, style: PhotoStyle = PhotoStyle()
@@ -61,7 +62,12 @@ def make_photo(digit: np.ndarray | None, rng: np.random.Generator, style: PhotoS
     coverage[y:y + size, x:x + size] = field
 
     ink, paper = float(rng.uniform(*style.ink)), float(rng.uniform(*style.paper))
-    grey = paper + (ink - paper) * coverage  # ink laid on paper
+    paper_grey = np.full((sheet_h, sheet_w), paper, np.float32)
+    if style.ruled:  # printed lines under the ink
+        spacing, shade = int(rng.integers(25, 41)), float(rng.uniform(0.25, 0.45))
+        for row in range(int(rng.integers(0, spacing)), sheet_h - 1, spacing):
+            paper_grey[row:row + 2] *= 1.0 - shade
+    grey = paper_grey + (ink - paper_grey) * coverage  # ink laid on paper
     grey = grey + rng.normal(0.0, rng.uniform(*style.noise), grey.shape)  # paper grain (before the light)
     if style.light_ink:  # chalk on a board: the same drawing, light on dark
         grey = 255.0 - grey
@@ -78,7 +84,7 @@ def make_photo(digit: np.ndarray | None, rng: np.random.Generator, style: PhotoS
     photo = jpeg_round_trip(np.clip(np.round(rgb), 0, 255).astype(np.uint8), quality)
     info = {"digit_size": size, "box": (x, y, size, size), "sheet": (sheet_w, sheet_h), "angle": angle,
             "ink": ink, "paper": paper, "blur": sigma, "jpeg_quality": quality,
-            "tint": None if tint is None else tint.round(3).tolist(), "blank": digit is None}
+            "tint": None if tint is None else tint.round(3).tolist(), "blank": digit is None, "ruled": style.ruled}
     return photo, info
 
 
