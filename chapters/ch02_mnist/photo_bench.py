@@ -1,7 +1,7 @@
 """How well does `predict` read photos? Accuracy on generated phone photos next to the same digits clean.
 
     python -m chapters.ch02_mnist.photo_bench                       # 500 photos, about 30 s
-    python -m chapters.ch02_mnist.photo_bench --photos 100 --save   # also write the photos, to try predict on
+    python -m chapters.ch02_mnist.photo_bench --photos 100 --save --out runs/ch02_mnist/photo_samples   # and the photos
 
 The digits are the validation split of the chapter's own data (`train.load_data` with the run's seed: digits
 the model never trained on); --seed draws the photos' looks. Each is

@@ -8,8 +8,8 @@ of mass in the middle of a 28x28 field. A phone photo of a digit on paper is non
 first turns the photo into that format (预处理), step by step:
 1. flip light-on-dark images so that the ink is the darker part (both polarities are accepted);
 2. divide by an estimate of the bare paper (a morphological closing), which removes uneven lighting;
-3. binarise (Otsu's threshold) and keep the digit: the largest connected ink blobs, without specks,
-   shadows or the table at the photo's edge;
+3. binarise (Otsu's threshold), take out the long straight lines of ruled paper, and keep the digit: the
+   largest connected ink blobs, without specks, shadows or the table at the photo's edge;
 4. MNIST's own normalisation: the digit's longer side scaled to 20 pixels, its centre of mass placed at the
    centre of 28x28, then `common.mnist.normalize` as in training.
 A blank sheet gets "no digit found" instead of a guess, and an answer below LOW_CONFIDENCE is marked.
@@ -63,7 +63,7 @@ def read_digit(gray: np.ndarray) -> Reading:
 
     1. shrink to at most WORK_SIZE pixels; flip light-on-dark images so that ink is darker than paper;
     2. remove the paper and its uneven lighting: divide by an estimate of the empty paper (`paper_level`);
-    3. binarise with Otsu's threshold (never below MIN_CONTRAST);
+    3. binarise with Otsu's threshold (never below MIN_CONTRAST), without the lines of ruled paper;
     4. keep the digit: the largest connected ink blob and the sizeable blobs near it, dropping specks,
        and blobs touching the photo's edge (the table, a shadow, the sheet's border) when others remain;
     5. MNIST's own normalisation (`mnist_box`): longer side 20 pixels, centre of mass at the centre of 28x28.
