@@ -117,9 +117,9 @@ def paper_level(gray: np.ndarray) -> np.ndarray:
 
     Morphological closing (闭运算: dilate, then erode) with a window wider than any pen stroke paints each
     stroke over with the paper beside it, while keeping slow changes of the light (a linear fall-off comes
-    through a closing unchanged). A small median filter first keeps the grain from lifting the estimate. The photo is
-    padded by repeating its edge pixels: a window cut off by the edge would take the paper from further in,
-    which is brighter when the light falls off towards the edge.
+    through a closing unchanged). A small median filter first keeps the grain from lifting the estimate. The
+    photo is padded by repeating its edge pixels: a window cut off by the edge would take the paper from
+    further in, which is brighter when the light falls off towards the edge.
     """
     side = odd(max(gray.shape) // 4)
     pad = side // 2 + 1
@@ -167,20 +167,15 @@ def keep_digit(mask: np.ndarray) -> tuple[np.ndarray | None, tuple | None, str |
         return None, None, "no digit found: no ink stands out from the paper (blank sheet, or only specks)"
     main = max(blobs, key=lambda i: stats[i, cv2.CC_STAT_AREA])
     parts = [i for i in blobs if stats[i, cv2.CC_STAT_AREA] >= PART_OF_DIGIT * stats[main, cv2.CC_STAT_AREA]]
-    keep = [main]
-    while True:  # grow the digit by the sizeable blobs near it (a line of ruled paper may cut it in several)
-        x0, y0 = min(box_of(stats[i])[0] for i in keep), min(box_of(stats[i])[1] for i in keep)
-        x1 = max(box_of(stats[i])[0] + box_of(stats[i])[2] for i in keep)
-        y1 = max(box_of(stats[i])[1] + box_of(stats[i])[3] for i in keep)
-        margin = max(x1 - x0, y1 - y0) // 3
-        near = (x0 - margin, y0 - margin, x1 - x0 + 2 * margin, y1 - y0 + 2 * margin)
-        more = [i for i in parts if i not in keep and overlaps(box_of(stats[i]), near)]
-        if not more:
-            break
+    keep, more = [], [main]
+    while more:  # grow the digit by the sizeable blobs near it (a line of ruled paper may cut it in several)
         keep += more
+        x, y, bw, bh = union_box(stats, keep)
+        margin = max(bw, bh) // 3
+        near = (x - margin, y - margin, bw + 2 * margin, bh + 2 * margin)
+        more = [i for i in parts if i not in keep and overlaps(box_of(stats[i]), near)]
     digit = np.isin(labels, keep)
-    ys, xs = np.nonzero(digit)
-    box = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
+    box = union_box(stats, keep)
     if max(box[2], box[3]) < MIN_DIGIT_SIDE * max(h, w):
         return None, None, (f"no digit found: the largest ink mark is {max(box[2:])} pixels, too small for a "
                             "digit (a speck, or the digit is tiny: photograph it closer)")
@@ -190,6 +185,14 @@ def keep_digit(mask: np.ndarray) -> tuple[np.ndarray | None, tuple | None, str |
 def box_of(stat) -> tuple[int, int, int, int]:
     return (int(stat[cv2.CC_STAT_LEFT]), int(stat[cv2.CC_STAT_TOP]),
             int(stat[cv2.CC_STAT_WIDTH]), int(stat[cv2.CC_STAT_HEIGHT]))
+
+
+def union_box(stats, ids) -> tuple[int, int, int, int]:
+    """The (x, y, w, h) box around the blobs `ids`."""
+    boxes = [box_of(stats[i]) for i in ids]
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    x1, y1 = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
+    return x0, y0, x1 - x0, y1 - y0
 
 
 def touches_edge(stat, w: int, h: int) -> bool:
