@@ -39,6 +39,8 @@ DEFAULT_RUN = Path("runs") / "ch02_mnist" / "lenet"  # where `python -m chapters
 INFERENCE_PREFIX = "inference/model"  # as written by train.save
 DIGIT_BOX = 20  # MNIST digits fit a 20x20 box inside the 28x28 image
 WORK_SIZE = 512  # the reader works on a copy whose longer side is at most this (a 12-megapixel photo is slow)
+MOSTLY_DARK = 110  # a photo whose median grey is below this may be light ink on dark (a board, MNIST style);
+# paper, even in the shade, is brighter
 LOW_CONFIDENCE = 0.6  # below this probability an answer is marked "low confidence"
 MIN_CONTRAST = 0.12  # ink must be at least 12% darker than the paper around it (paper grain is a few %)
 GRAIN_SIGMAS = 8  # ... and this many standard deviations of the paper's grain above the paper
@@ -97,14 +99,15 @@ def shrink(gray: np.ndarray, longest: int) -> np.ndarray:
 
 
 def ink_is_dark(gray: np.ndarray) -> bool:
-    """Is the ink darker than the paper? Yes, unless the image is mostly dark and what stands out is light.
+    """Is the ink darker than the paper? Yes, unless the image is mostly dark (MOSTLY_DARK) and what stands out
+    is light.
 
     Most photos are ink on paper; a blackboard, or an MNIST-style image, is mostly dark. What stands out:
     a median over a wide window is the paper there (less than half of any window is ink), so the pixels far
     below it are dark ink and those far above it light ink (grain and JPEG noise are as often above as below).
     The first test alone keeps a dark table around a sheet of paper from flipping the sheet.
     """
-    if np.median(gray) >= 128:
+    if np.median(gray) >= MOSTLY_DARK:
         return True
     local_paper = cv2.medianBlur(np.round(gray).astype(np.uint8), odd(max(gray.shape) // 6)).astype(np.float32)
     difference = gray - local_paper
