@@ -116,6 +116,18 @@ def test_ruled_paper_lines_are_not_part_of_the_digit(digits):
     assert min(correlations) > 0.7 and np.median(correlations) > 0.9, correlations
 
 
+@pytest.mark.points(1)
+def test_a_table_or_a_shadow_around_the_digit_is_not_part_of_it(digits):
+    """The sheet on a dark table or a white desk, or half in shadow: the digit read is still the digit."""
+    rng = np.random.default_rng(17)
+    styles = (PhotoStyle(rotation=0.0, surround=(30, 80)), PhotoStyle(rotation=0.0, surround=(235, 250)),
+              PhotoStyle(rotation=0.0, shadow=0.5))
+    for k, digit in enumerate(digits[0][1::3]):
+        photo, _ = make_photo(digit, rng, styles[k % 3])
+        reading = predict.read_digit(grey(photo))
+        assert not reading.light_ink and best_correlation(reading.image, digit) > 0.8, k
+
+
 @pytest.mark.points(2)
 def test_reader_finds_the_digit_where_it_was_drawn(straight_photos):
     """The box on the cleaned sheet is the digit's ink box in the photo (scaled to the working size)."""

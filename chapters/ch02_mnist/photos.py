@@ -39,6 +39,8 @@ class PhotoStyle:
     tinted: float = 0.5  # fraction of photos taken under coloured light (a per-channel gain)
     light_ink: bool = False  # True: light chalk on a dark board instead (the other polarity)
     ruled: bool = False  # True: ruled notebook paper, lines 2 pixels thick every 25-40 pixels, 25-45% darker
+    shadow: float = 0.0  # a soft-edged shadow (a hand, the phone) over part of the sheet, this much darker at most
+    surround: tuple[int, int] | None = None  # grey level of a table around the sheet (10% of the photo each side)
 
 
 def make_photo(digit: np.ndarray | None, rng: np.random.Generator, style: PhotoStyle = PhotoStyle()
@@ -72,6 +74,13 @@ def make_photo(digit: np.ndarray | None, rng: np.random.Generator, style: PhotoS
     if style.light_ink:  # chalk on a board: the same drawing, light on dark
         grey = 255.0 - grey
     grey = grey * lighting(sheet_h, sheet_w, rng, style)
+    if style.shadow > 0:
+        grey = grey * shadow(sheet_h, sheet_w, rng, style.shadow)
+    if style.surround is not None:  # the sheet lies on a table that the photo also shows
+        margin = int(0.1 / 0.8 * max(sheet_h, sheet_w))  # the sheet fills the middle 80% of the photo
+        table = rng.uniform(*style.surround) + rng.normal(0.0, 3.0, (sheet_h + 2 * margin, sheet_w + 2 * margin))
+        table[margin:margin + sheet_h, margin:margin + sheet_w] = grey
+        grey, x, y = table, x + margin, y + margin
     sigma = float(rng.uniform(*style.blur))
     grey = cv2.GaussianBlur(grey.astype(np.float32), (0, 0), sigma)
     rgb = np.repeat(grey[:, :, None], 3, axis=2)
@@ -86,6 +95,15 @@ def make_photo(digit: np.ndarray | None, rng: np.random.Generator, style: PhotoS
             "ink": ink, "paper": paper, "blur": sigma, "jpeg_quality": quality,
             "tint": None if tint is None else tint.round(3).tolist(), "blank": digit is None, "ruled": style.ruled}
     return photo, info
+
+
+def shadow(h: int, w: int, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """[h, w] light level: 1, falling by up to `strength` beyond a soft edge at a random place and angle."""
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    direction = rng.uniform(0, 2 * np.pi)
+    along = (xs - w / 2) * np.cos(direction) + (ys - h / 2) * np.sin(direction)
+    edge, softness = rng.uniform(-0.2, 0.2) * max(h, w), rng.uniform(0.01, 0.05) * max(h, w)
+    return 1.0 - rng.uniform(0.5, 1.0) * strength / (1.0 + np.exp(-(along - edge) / softness))
 
 
 def lighting(h: int, w: int, rng: np.random.Generator, style: PhotoStyle) -> np.ndarray:

@@ -112,7 +112,11 @@ def ink_is_dark(gray: np.ndarray) -> bool:
     local_paper = cv2.medianBlur(np.round(gray).astype(np.uint8), odd(max(gray.shape) // 6)).astype(np.float32)
     difference = gray - local_paper
     noise = 1.4826 * np.median(np.abs(difference)) + 1.0  # robust standard deviation (MAD), at least 1 grey level
-    return np.count_nonzero(difference < -5 * noise) >= np.count_nonzero(difference > 5 * noise)
+    # Counted in the middle of the photo only: there the digit is, and not the corners of a sheet lying on a
+    # table (the median beside a corner is the table's, so the sheet's corner would stand out as light "ink").
+    h, w = gray.shape
+    middle = difference[h // 5:h - h // 5, w // 5:w - w // 5]
+    return np.count_nonzero(middle < -5 * noise) >= np.count_nonzero(middle > 5 * noise)
 
 
 def paper_level(gray: np.ndarray) -> np.ndarray:
