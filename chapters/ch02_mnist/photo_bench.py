@@ -1,6 +1,6 @@
 """How well does `predict` read photos? Accuracy on generated phone photos next to the same digits clean.
 
-    python -m chapters.ch02_mnist.photo_bench                       # 500 photos, about 30 s
+    python -m chapters.ch02_mnist.photo_bench                       # 1,300 photos, about 45 s
     python -m chapters.ch02_mnist.photo_bench --photos 100 --save --out runs/ch02_mnist/photo_samples   # and the photos
 
 The digits are the validation split of the chapter's own data (`train.load_data` with the run's seed: digits
