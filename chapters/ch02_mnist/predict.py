@@ -46,6 +46,7 @@ MIN_CONTRAST = 0.12  # ink must be at least 12% darker than the paper around it 
 GRAIN_SIGMAS = 8  # ... and this many standard deviations of the paper's grain above the paper
 MIN_DIGIT_SIDE = 0.04  # the digit's box must span at least 4% of the photo's longer side ...
 MIN_DIGIT_PIXELS = 30  # ... and hold this many ink pixels (at the working size): smaller is a speck
+FAINT = 0.5  # an ink blob less than half as dark (on average) as the darkest is shading, not ink
 PART_OF_DIGIT = 0.08  # a separate ink blob this big (vs the largest), near it, is a part of it (the bar of a 5)
 
 
@@ -81,7 +82,7 @@ def read_digit(gray: np.ndarray) -> Reading:
     if mask.mean() > 0.5:  # "ink" is most of the image: there is no paper to write on (all dark, or no contrast)
         return Reading(None, "no digit found: no paper to be seen (the image is dark all over)", sheet, None,
                        light_ink)
-    digit, box, reason = keep_digit(mask)
+    digit, box, reason = keep_digit(mask, ink)
     if digit is None:
         return Reading(None, reason, sheet, None, light_ink)
     x, y, w, h = box
@@ -163,11 +164,17 @@ def ruled_lines(mask: np.ndarray) -> np.ndarray:
     return cv2.dilate(rows | cols, np.ones((3, 3), np.uint8)) > 0
 
 
-def keep_digit(mask: np.ndarray) -> tuple[np.ndarray | None, tuple | None, str | None]:
-    """Binary ink mask [h, w] -> (the digit's mask, its box (x, y, w, h), None), or (None, None, why not)."""
+def keep_digit(mask: np.ndarray, ink: np.ndarray) -> tuple[np.ndarray | None, tuple | None, str | None]:
+    """Binary ink mask [h, w] (and the ink [h, w]) -> (the digit's mask, its box (x, y, w, h), None), or
+    (None, None, why not)."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     h, w = mask.shape
     blobs = [i for i in range(1, count) if stats[i, cv2.CC_STAT_AREA] >= MIN_DIGIT_PIXELS]  # 0 is the paper
+    # Pen strokes are all about equally dark; a much fainter blob is shading (a sheet's dim corner beside a
+    # bright desk), not ink.
+    darkness = np.bincount(labels.ravel(), weights=ink.ravel(), minlength=count) / np.maximum(stats[:, 4], 1)
+    if blobs:
+        blobs = [i for i in blobs if darkness[i] >= FAINT * max(darkness[j] for j in blobs)]
     inside = [i for i in blobs if not touches_edge(stats[i], w, h)]
     blobs = inside or blobs  # a digit cropped tightly may touch the edge: then keep what there is
     if not blobs:
