@@ -189,6 +189,10 @@ def test_predict_names_its_model_and_answers_no_digit_for_a_blank_sheet(mlp_run,
     assert lines[1].startswith(f"{digit}: ") and "probability" in lines[1]
     assert lines[2].startswith(f"{blank}: no digit found")
 
+    with pytest.raises(SystemExit):  # no model there: one line that says how to get one
+        predict.main([str(digit), "--model", str(tmp_path / "no_run")])
+    assert "no run folder" in capsys.readouterr().err
+
     results = predict.main([str(digit), str(blank), "--model", str(mlp_run), "--json"])
     captured = capsys.readouterr()
     printed = json.loads(captured.out)  # stdout is pure JSON; the model line went to stderr

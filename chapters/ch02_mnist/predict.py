@@ -278,9 +278,12 @@ def load_predictor(model_path: str | Path | None = None):
         path = path.parent
     prefix = path / INFERENCE_PREFIX if path.is_dir() else path
     if not any(prefix.parent.glob(prefix.name + ".pdiparams")):
-        raise DataError(f"no exported model at {prefix}(.json/.pdmodel + .pdiparams): train one first with "
-                        "`python -m chapters.ch02_mnist` (it writes runs/ch02_mnist/lenet/), "
-                        "or pass --model RUN_FOLDER")
+        older = DEFAULT_RUN.parent / INFERENCE_PREFIX  # where runs went before each got its own folder
+        hint = (f" (there is one in {DEFAULT_RUN.parent}: --model {DEFAULT_RUN.parent})"
+                if path == DEFAULT_RUN and any(older.parent.glob(older.name + ".pdiparams")) else "")
+        where = f"no run folder {path}" if not path.exists() else f"no exported model {prefix}.pdiparams"
+        raise DataError(f"{where}: train one first with `python -m chapters.ch02_mnist` (it writes "
+                        f"runs/ch02_mnist/lenet/), or pass --model RUN_FOLDER{hint}")
     model = paddle.jit.load(str(prefix))
     model.eval()
     return model
@@ -303,6 +306,8 @@ def describe_model(model_path: str | Path) -> str:
         accuracy = metrics.get("val_accuracy")
         facts = f"{metrics.get('model', 'unknown type')}, " + (
             f"validation accuracy {accuracy:.4f}" if isinstance(accuracy, (int, float)) else "no validation accuracy")
+        test = metrics.get("test_accuracy")
+        facts += f", test accuracy {test:.4f}" if isinstance(test, (int, float)) else ""
         facts += f", {metrics['epochs']} epochs" if isinstance(metrics.get("epochs"), int) else ""
     else:
         facts = "no metrics.json beside it: type and accuracy unknown"
