@@ -81,9 +81,11 @@ def connect_ranks() -> None:
     # init_parallel_env writes every Paddle flag that differs from its default to stderr ("Modified FLAGS
     # detected", flags Paddle sets itself): catch that block, pass anything else on.
     caught = io.StringIO()
-    with contextlib.redirect_stderr(caught):
-        dist.init_parallel_env()
-    sys.stderr.write(drop_flags_block(caught.getvalue()))
+    try:
+        with contextlib.redirect_stderr(caught):
+            dist.init_parallel_env()
+    finally:  # also when it fails: its other messages may say why
+        sys.stderr.write(drop_flags_block(caught.getvalue()))
 
 
 def drop_flags_block(text: str) -> str:
