@@ -125,9 +125,15 @@ class CourseParser(argparse.ArgumentParser):
     default folder is neither checked nor locked (a user's run there would otherwise block it).
     """
 
+    # A chapter whose default output folder depends on its options (chapter 2: one folder per model) sets this to
+    # a function cfg -> folder; it replaces the placeholder default before the folder is checked and locked.
+    default_out_for = None
+
     def parse_args(self, args=None, namespace=None):
         cfg = super().parse_args(args, namespace)
         out = getattr(cfg, "out", None)
+        if self.default_out_for is not None and out is not None and out == self.get_default("out"):
+            cfg.out = out = self.default_out_for(cfg)
         names_out = args is None or any(a == "--out" or str(a).startswith("--out=") for a in args)
         if out is not None and names_out:
             check_out_dir(out)

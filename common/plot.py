@@ -16,11 +16,15 @@ def plot_curves(
     xlabel: str = "epoch",
     ylabel: str = "loss",
     logy: bool = False,
+    logx: bool = False,
     hlines: Mapping[str, float] | None = None,
+    legend_outside: bool = False,
 ) -> Path:
     """Plot one line per entry of `curves` (label -> values, x = 1, 2, ...) and save a PNG to `path`.
 
     `hlines` (label -> y) adds dashed reference levels, e.g. the best loss a model can reach.
+    `legend_outside` puts the legend below the plot, for curves that fill the whole box (a legend inside
+    would hide some of them).
     """
     import matplotlib
 
@@ -37,8 +41,15 @@ def plot_curves(
         ax.axhline(y, linestyle="--", color="grey", label=label)
     if logy:
         ax.set_yscale("log")
+    if logx:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))  # 1, 10, 100 rather than 10^0
     ax.grid(alpha=0.3)
-    if len(curves) + len(hlines or {}) > 1:
+    entries = len(curves) + len(hlines or {})
+    if entries > 1 and legend_outside:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=min(entries, 2), fontsize=8, frameon=False)
+        fig.set_size_inches(6, 4 + 0.25 * ((entries + 1) // 2))  # room below for the legend's rows
+    elif entries > 1:
         ax.legend()
     fig.tight_layout()
     with atomic_path(path) as tmp:

@@ -8,6 +8,7 @@ mini-batches. The closed-form least-squares solution shows the best any linear m
 """
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -204,10 +205,15 @@ def save(cfg, model: LinearRegression, data: dict, history: dict, optimal_train_
     stats = data["stats"]
     with atomic_path(weights) as tmp, open(tmp, "wb") as f:  # a file object: np.savez would add .npz to a name
         np.savez(f, w=model.w, b=model.b, shift=stats["shift"], scale=stats["scale"], method=stats["method"])
+    # One unit on the x axis: an epoch, one pass over the training data. Full-batch GD takes one step per pass,
+    # mini-batch SGD one step per batch, so the plot compares them at the same amount of computation.
+    steps_per_epoch = math.ceil(len(data["train_x"]) / cfg.batch_size)
     plot = plot_curves(
-        {"full-batch GD, per step": history["full_batch_loss"], "mini-batch SGD, per epoch": history["mini_batch_loss"]},
-        cfg.out / "numpy_loss.png", title="Boston housing, numpy", xlabel="step / epoch", ylabel="training MSE (normalised)",
-        logy=True, hlines={"least-squares optimum": optimal_train_mse},
+        {"full-batch GD (1 step per epoch)": history["full_batch_loss"],
+         f"mini-batch SGD ({steps_per_epoch} steps per epoch; epoch mean)": history["mini_batch_loss"]},
+        cfg.out / "numpy_loss.png", title="Boston housing, numpy",
+        xlabel="epoch (one pass over the training data)", ylabel="training MSE (normalised)",
+        logy=True, logx=True, hlines={"least-squares optimum": optimal_train_mse},
     )
     return {"weights": weights, "plot": plot}
 

@@ -4,14 +4,26 @@ The five steps of chapter 1, now for classification, with the machinery every la
 mini-batches from a DataLoader, model.train()/model.eval(), validation each epoch, optimizers and a
 learning-rate schedule, checkpoints that resume exactly, data-parallel training, and export for inference.
 
-    python -m chapters.ch02_mnist --model lenet --out runs/ch02_mnist
-    python -m paddle.distributed.launch --nproc_per_node 2 chapters/ch02_mnist/train.py --epochs 1
+    python -m chapters.ch02_mnist --model lenet          # writes runs/ch02_mnist/lenet/
+    python -m paddle.distributed.launch --nproc_per_node 2 --log_dir runs/ch02_mnist/lenet-2ranks/launch_log \
+        chapters/ch02_mnist/train.py --epochs 1          # writes runs/ch02_mnist/lenet-2ranks/
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import math
+import os
 import sys
 import time
+import warnings
+from pathlib import Path
+
+# Before Paddle is imported: keep the output to the chapter's own lines. GLOG_minloglevel=1 hides Paddle's C++
+# INFO lines (the launcher's ranks print `tcp_store.cc ... create libuv server` and the like); the ccache warning
+# comes from Paddle's C++-extension module, which a training run never uses.
+os.environ.setdefault("GLOG_minloglevel", "1")
+warnings.filterwarnings("ignore", message="No ccache found")
 
 import paddle
 import paddle.distributed as dist
@@ -44,6 +56,9 @@ DEFAULT_LR = {"sgd": 0.1, "momentum": 0.05, "adagrad": 0.01, "rmsprop": 0.002, "
 # Cross-entropy of 10 classes starts near ln 10 = 2.3 and falls. Paddle caps each sample's loss at 64, so a
 # blown-up model shows as a batch loss stuck in the tens (or NaN), never as inf: stop above this.
 LOSS_LIMIT = 20.0
+# Each run its own folder, so that runs keep each other's results: the model, "-bn" with --batch-norm, and
+# "-Rranks" under paddle.distributed.launch with R processes (see default_out).
+DEFAULT_OUT = Path("runs") / NAME / "MODEL[-bn][-Rranks]"
 CHECKPOINT_FILE = "checkpoint.pdckpt"
 MODEL_FILE = "model.pdparams"
 INFERENCE_DIR, INFERENCE_NAME = "inference", "model"  # paddle.jit.save writes inference/model.json + .pdiparams
@@ -68,7 +83,27 @@ def connect_ranks() -> None:
         # Rank 0 opens the rendezvous store; a rank that knocks before it is open retries only after 3 s
         # (Paddle's TCP store client). All ranks start together, so a short head start for rank 0 saves that.
         time.sleep(0.5)
-    dist.init_parallel_env()
+    # init_parallel_env writes every Paddle flag that differs from its default to stderr ("Modified FLAGS
+    # detected", flags Paddle sets itself): catch that block, pass anything else on.
+    caught = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(caught):
+            dist.init_parallel_env()
+    finally:  # also when it fails: its other messages may say why
+        sys.stderr.write(drop_flags_block(caught.getvalue()))
+
+
+def drop_flags_block(text: str) -> str:
+    """`text` without Paddle's "=== Modified FLAGS detected ===" block (its header, FLAGS(...) lines, footer)."""
+    kept, inside = [], False
+    for line in text.splitlines(keepends=True):
+        if "Modified FLAGS detected" in line:
+            inside = True
+        elif inside and line.startswith("====="):
+            inside = False
+        elif not inside:
+            kept.append(line)
+    return "".join(kept)
 
 
 def log(message: str) -> None:
@@ -315,7 +350,19 @@ def build_parser():
                         help="stop after this epoch, as if interrupted (then run again with --resume)")
     # The model's sizes: MNIST's until load_data finds others (your own image folder).
     parser.set_defaults(num_classes=10, in_channels=1, image_size=IMAGE_SIZE)
+    parser.set_defaults(out=DEFAULT_OUT)
+    parser.default_out_for = default_out  # the placeholder becomes the run's own folder, before it is locked
     return parser
+
+
+def default_out(cfg) -> Path:
+    """runs/ch02_mnist/<what distinguishes the run>/: the model, BatchNorm, and the number of launched processes,
+    so that the README's runs keep each other's results (and `predict` finds the LeNet in runs/ch02_mnist/lenet)."""
+    name = cfg.model + ("-bn" if cfg.batch_norm else "")
+    ranks = int(os.environ.get("PADDLE_TRAINERS_NUM", "1"))  # set by paddle.distributed.launch for every rank
+    if ranks > 1:
+        name += f"-{ranks}ranks"
+    return Path("runs") / NAME / name
 
 
 def parse_args(argv):

@@ -47,8 +47,15 @@ def _draw(ax, title: str, image: np.ndarray, vrange: tuple | None = None) -> Non
         ax.imshow(image, cmap="gray", interpolation="nearest", vmin=vmin, vmax=vmax)
         if max(image.shape) <= ANNOTATE_MAX:
             _annotate(ax, image, (vmin + vmax) / 2)
+            _cell_lines(ax, *image.shape)
     ax.set_title(title, fontsize=9)
     ax.set_axis_off()  # no ticks or frame: pixel indices say nothing here, and axes cost time to lay out
+
+
+def _cell_lines(ax, h: int, w: int) -> None:
+    """Thin grey lines around every cell and the whole array, so white cells do not melt into the white page."""
+    ax.hlines(np.arange(h + 1) - 0.5, -0.5, w - 0.5, colors="0.55", linewidths=0.6)
+    ax.vlines(np.arange(w + 1) - 0.5, -0.5, h - 0.5, colors="0.55", linewidths=0.6)
 
 
 def _annotate(ax, image: np.ndarray, middle: float) -> None:

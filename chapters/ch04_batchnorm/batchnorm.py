@@ -143,7 +143,8 @@ def save(cfg, models: dict, histories: dict) -> dict:
              for name, model in models.items()}
     paths["loss_plot"] = plot_curves(
         {label(cfg, n): moving_average(h["step_loss"], 10) for n, h in histories.items()}, cfg.out / "loss.png",
-        title="MNIST LeNet: training loss (10-step moving average)", xlabel="step", ylabel="cross-entropy", logy=True)
+        title="MNIST LeNet: training loss (10-step moving average)", xlabel="step", ylabel="cross-entropy", logy=True,
+        legend_outside=True)  # five curves fill the box: a legend inside would hide some of them
     paths["accuracy_plot"] = plot_curves(
         {label(cfg, n): h["val_acc"] for n, h in histories.items()}, cfg.out / "accuracy.png",
         title="MNIST LeNet: validation accuracy", ylabel="accuracy")

@@ -129,8 +129,6 @@ def train(cfg, model: MLP, data: dict, training: dict) -> dict:
     No gradient is ever cleared here: `backward` returns new arrays each time. Paddle instead adds every
     backward() into .grad, which is why its loops call clear_grad() (checks.accumulation_check shows the sum).
     """
-    optimizer = training["optimizer"]
-    x, y = data["train_x"], data["train_y"]
     history = {"train_loss": [], "train_accuracy": [], "val_loss": [], "val_accuracy": [], "lr": []}
     # A batch's matrix products ([64, 784] @ [784, 100]) are too small for BLAS threads to pay off: on a busy
     # 2-core machine two threads trained 2.7x slower than one (measured), so the loop uses one.
