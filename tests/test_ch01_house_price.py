@@ -163,3 +163,29 @@ def test_prediction_in_thousands_of_dollars(paddle_run):
     expected = (((house[:, :13] - mean[:13]) / std[:13]) @ w + b) * std[13] + mean[13]
     assert metrics["example_predicted_k_dollars"] == pytest.approx(expected.item(), rel=1e-4)
     assert metrics["example_actual_k_dollars"] == pytest.approx(raw[-1, 13])
+
+
+def test_predict_takes_rows_or_a_csv_and_refuses_bad_input_in_one_line(paddle_run, tmp_path):
+    from chapters.ch01_house_price import predict
+    from common.download import DataError
+    out, metrics = paddle_run
+    raw, _ = load_housing()
+    house = raw[-1, :13]
+    row = ",".join(repr(float(v)) for v in house)
+    # The same house as a command-line row and as a CSV row (columns shuffled, target included): same price,
+    # the one the training run printed for it.
+    table = tmp_path / "houses.csv"
+    names = list(reversed(["CRIM", "ZN", "INDUS", "CHAS", "NOX", "RM", "AGE", "DIS", "RAD", "TAX", "PTRATIO", "B",
+                           "LSTAT"]))
+    table.write_text(",".join(names + ["MEDV"]) + "\n" + ",".join(repr(float(v)) for v in house[::-1]) + ",1\n")
+    from_row = predict.main(["--model", str(out), row])
+    from_csv = predict.main(["--model", str(out), "--csv", str(table)])
+    assert from_row == from_csv == [pytest.approx(metrics["example_predicted_k_dollars"], rel=1e-4)]
+    for argv, message in [
+        ([row.replace(row.split(",")[0], "nan", 1)], "holds nan or inf"),  # not a price of "$nank"
+        (["--csv", str(tmp_path / "missing.csv")], "--csv .*missing.csv does not exist"),  # not "--data ..."
+    ]:
+        with pytest.raises(DataError, match=message):
+            predict.main(["--model", str(out), *argv])
+    with pytest.raises(DataError, match="is a file: give the run folder"):
+        predict.main(["--model", str(out / "metrics.json"), row])

@@ -33,11 +33,17 @@ def rows_from_text(rows: list[str], features: list[str]) -> np.ndarray:
             values.append([float(c) for c in cells])
         except ValueError:
             raise DataError(f"row {i}: {row!r} holds something that is not a number") from None
+        if not np.all(np.isfinite(values[-1])):  # nan or inf would come out as a price of "$nank"
+            raise DataError(f"row {i}: {row!r} holds nan or inf; every value must be a finite number")
     return np.asarray(values, np.float64)
 
 
 def rows_from_csv(path: Path, features: list[str]) -> np.ndarray:
     """The model's feature columns of a CSV with a header, in the model's order (other columns ignored)."""
+    if not path.is_file():  # read_csv's own message speaks of --data, training's option
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise DataError(f"--csv {path} {what}: give a CSV file with a header row naming the columns "
+                        f"{', '.join(features)}")
     header, values = read_csv(path)
     missing = [f for f in features if f not in header]
     if missing:
@@ -53,6 +59,9 @@ def main(argv: list[str] | None = None) -> list[float]:
     parser.add_argument("--csv", type=Path, default=None, help="a CSV with a header naming the feature columns")
     parser.add_argument("--json", action="store_true", help="print the predictions as a JSON list")
     cfg = parser.parse_args(argv)
+    if cfg.model.is_file():
+        raise DataError(f"--model {cfg.model} is a file: give the run folder that holds it "
+                        f"(e.g. --model {cfg.model.parent})")
     if not (cfg.model / NORMALIZATION_FILE).is_file():
         raise DataError(f"no trained model in {cfg.model} (no {NORMALIZATION_FILE}): train one first with "
                         f"`python -m chapters.{NAME} --out {cfg.model}`, or pass --model RUN_FOLDER")
