@@ -401,7 +401,7 @@ def test_ch02_bad_data_folder(damage, expected, idx_dir, capsys, out, tmp_path):
 def test_ch02_data_that_is_a_file_is_called_a_file(capsys, out, tmp_path):
     data = tmp_path / "train-images-idx3-ubyte.gz"  # one IDX file given instead of its folder
     data.write_bytes(b"")
-    assert_clean_failure(ch02.main, ch02_args(data, out), "is a file, not a folder", capsys, out)
+    assert_clean_failure(ch02.main, ch02_args(data, out), "a file, not a folder", capsys, out)
 
 
 def damage_file(path: Path, how: str) -> None:
