@@ -42,12 +42,24 @@ def _delimiter(header_line: str) -> str:
     return ";" if ";" in header_line else ("\t" if "\t" in header_line else ",")
 
 
+def _is_decimal_comma(text: str) -> bool:
+    try:
+        float(text.replace(",", "."))
+    except ValueError:
+        return False
+    return text.count(",") == 1
+
+
 def _number(cell: str, where: str, column: str) -> float:
     text = cell.strip()
     try:
         value = float(text)
     except ValueError:
         shown = "an empty cell" if not text else f"{text[:40]!r}"
+        if _is_decimal_comma(text):  # 173,6: a spreadsheet saved in a locale that writes decimals with a comma
+            raise DataError(f"{where} (column {column!r}): {shown} has a comma; write numbers with a decimal "
+                            f"point and no thousands separator ({text.replace(',', '.')}, if the comma is a "
+                            "decimal one): save the CSV with '.' as the decimal separator") from None
         raise DataError(f"{where} (column {column!r}): {shown} is not a number; every cell must be a number "
                         "(fix or remove the row, or leave out a text column)") from None
     if not np.isfinite(value):
@@ -55,8 +67,12 @@ def _number(cell: str, where: str, column: str) -> float:
     return value
 
 
-def read_csv(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
-    """(header, values float64 [N, M]) of a CSV with a header and numbers in every cell; errors say file:line:col."""
+def read_csv(path: str | os.PathLike, columns: list[str] | None = None) -> tuple[list[str], np.ndarray]:
+    """(header, values float64 [N, M]) of a CSV with a header and numbers in every cell; errors say file:line:col.
+
+    With `columns`, only those must hold numbers (other columns, text ones too, are skipped): the header
+    returned is `columns` and the values are theirs, in that order.
+    """
     path = Path(path)
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "does not exist"
@@ -75,13 +91,19 @@ def read_csv(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
     if len(set(header)) != len(header):
         doubled = sorted({name for name in header if header.count(name) > 1})
         raise DataError(f"{path}:1: the column name(s) {', '.join(doubled)} appear more than once; rename them")
+    if columns is not None:
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise DataError(f"{path} lacks the column(s) {', '.join(missing)}; its columns are {', '.join(header)}")
+    wanted = [header.index(c) for c in columns] if columns is not None else list(range(len(header)))
     values = []
     for number, row in rows[1:]:
         if len(row) != len(header):
             raise DataError(f"{path}:{number}: {len(row)} cells, but the header has {len(header)} columns "
                             f"({', '.join(header)})")
-        values.append([_number(cell, f"{path}:{number}:{col + 1}", header[col]) for col, cell in enumerate(row)])
-    return header, np.asarray(values, dtype=np.float64).reshape(len(values), len(header))
+        values.append([_number(row[col], f"{path}:{number}:{col + 1}", header[col]) for col in wanted])
+    names = [header[col] for col in wanted]
+    return names, np.asarray(values, dtype=np.float64).reshape(len(values), len(names))
 
 
 def has_header(path: str | os.PathLike) -> bool:
@@ -133,7 +155,8 @@ def load_table(path: str | os.PathLike, target: str | None = None) -> Table:
     order = [i for i in range(len(header)) if i != t] + [t]
     features = [header[i] for i in order[:-1]]
     return Table(values=data[:, order].astype(np.float32), feature_names=features, target=target,
-                 source=f"CSV {path}: {len(data)} rows, {len(features)} features ({', '.join(features)}), "
+                 source=f"CSV {path}: {len(data)} rows, {len(features)} feature{'s' if len(features) > 1 else ''} "
+                        f"({', '.join(features)}), "
                         f"target {target}")
 
 

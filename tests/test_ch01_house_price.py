@@ -172,12 +172,13 @@ def test_predict_takes_rows_or_a_csv_and_refuses_bad_input_in_one_line(paddle_ru
     raw, _ = load_housing()
     house = raw[-1, :13]
     row = ",".join(repr(float(v)) for v in house)
-    # The same house as a command-line row and as a CSV row (columns shuffled, target included): same price,
-    # the one the training run printed for it.
+    # The same house as a command-line row and as a CSV row (columns shuffled, a text column and the target
+    # included): the same price, the one the training run printed for it.
     table = tmp_path / "houses.csv"
     names = list(reversed(["CRIM", "ZN", "INDUS", "CHAS", "NOX", "RM", "AGE", "DIS", "RAD", "TAX", "PTRATIO", "B",
                            "LSTAT"]))
-    table.write_text(",".join(names + ["MEDV"]) + "\n" + ",".join(repr(float(v)) for v in house[::-1]) + ",1\n")
+    table.write_text(",".join(["name"] + names + ["MEDV"]) + "\n"  # a text column the model does not use
+                     + ",".join(["house 101"] + [repr(float(v)) for v in house[::-1]]) + ",1\n")
     from_row = predict.main(["--model", str(out), row])
     from_csv = predict.main(["--model", str(out), "--csv", str(table)])
     assert from_row == from_csv == [pytest.approx(metrics["example_predicted_k_dollars"], rel=1e-4)]

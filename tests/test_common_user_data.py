@@ -113,6 +113,24 @@ def test_table_errors_name_the_place(tmp_path, text, target, message):
         load_table(path, target)
 
 
+def test_a_decimal_comma_is_named_as_such(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("a;b;price\n1,5;2;3\n")  # a spreadsheet saved where decimals are written with a comma
+    with pytest.raises(DataError, match=r"t\.csv:2:1 \(column 'a'\): '1,5' has a comma; .*\(1\.5, if"):
+        load_table(path, "price")
+
+
+def test_read_csv_of_some_columns_skips_the_others_text_too(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("name,b,a\nflat one,2,1.5\nflat two,4,-3\n")
+    header, values = read_csv(path, columns=["a", "b"])
+    assert header == ["a", "b"] and values.tolist() == [[1.5, 2.0], [-3.0, 4.0]]
+    with pytest.raises(DataError, match="lacks the column\\(s\\) c; its columns are name, b, a"):
+        read_csv(path, columns=["a", "c"])
+    with pytest.raises(DataError, match="'flat one' is not a number"):
+        read_csv(path)
+
+
 def test_a_missing_table_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         load_table(tmp_path / "nope.csv", "price")
