@@ -165,8 +165,8 @@ def load_table(path: str | os.PathLike, target: str | None = None) -> Table:
 EXAMPLE_COLUMNS = ("size_m2", "rooms", "age_years", "distance_km", "floor", "price")
 
 
-def write_example_csv(path: str | os.PathLike, rows: int = 200, seed: int = 0) -> Path:
-    """A CSV of made-up flats: 5 features and a price (in thousands) that is linear in them plus noise."""
+def example_csv_text(rows: int = 200, seed: int = 0) -> str:
+    """The text of a CSV of made-up flats: 5 features and a price (in thousands) linear in them plus noise."""
     rng = np.random.default_rng(seed)
     size = rng.uniform(30, 200, rows)
     rooms = rng.integers(1, 7, rows)
@@ -176,19 +176,42 @@ def write_example_csv(path: str | os.PathLike, rows: int = 200, seed: int = 0) -
     price = 50 + 3.2 * size + 12 * rooms - 0.8 * age - 4 * distance + 1.5 * floor + rng.normal(0, 10, rows)
     lines = [",".join(EXAMPLE_COLUMNS)]
     lines += [",".join(f"{v:.2f}" for v in row) for row in zip(size, rooms, age, distance, floor, price)]
+    return "\n".join(lines) + "\n"
+
+
+def write_example_csv(path: str | os.PathLike, rows: int = 200, seed: int = 0) -> Path:
+    """Write example_csv_text to `path` (atomically)."""
     from common.files import atomic_path
 
     with atomic_path(path) as tmp:
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        tmp.write_text(example_csv_text(rows, seed), encoding="utf-8")
     return Path(path)
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> Path:
+    """The command line: write the example CSV, but never over a file that holds something else (your data)."""
     import argparse
+
+    from common.cli import positive_int
 
     parser = argparse.ArgumentParser(prog="python -m common.table",
                                      description="Write an example CSV: 5 features of made-up flats and a price.")
     parser.add_argument("path", type=Path, help="the CSV file to write, e.g. houses.csv")
-    parser.add_argument("--rows", type=int, default=200)
-    args = parser.parse_args()
-    print(f"wrote {write_example_csv(args.path, args.rows)} ({args.rows} rows: {', '.join(EXAMPLE_COLUMNS)})")
+    parser.add_argument("--rows", type=positive_int, default=200, help="rows of data (default: 200)")
+    args = parser.parse_args(argv)
+    path = args.path
+    if path.is_dir():
+        raise DataError(f"{path} is a folder: name the CSV file to write, e.g. {path / 'houses.csv'}")
+    if path.exists():
+        if path.read_bytes() == example_csv_text(args.rows).encode("utf-8"):
+            print(f"{path} already holds the example ({args.rows} rows: {', '.join(EXAMPLE_COLUMNS)})")
+            return path
+        raise DataError(f"{path} exists and holds something else: it is left alone; choose another file name")
+    print(f"wrote {write_example_csv(path, args.rows)} ({args.rows} rows: {', '.join(EXAMPLE_COLUMNS)})")
+    return path
+
+
+if __name__ == "__main__":
+    from common.cli import run
+
+    run(main)

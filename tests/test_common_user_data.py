@@ -152,3 +152,30 @@ def test_a_header_row_tells_a_table_from_a_housing_file(tmp_path):
     assert not has_header(tmp_path / "h.data") and has_header(tmp_path / "t.csv")
     path = write_example_csv(tmp_path / "houses.csv", rows=8)
     assert load_table(path).target == "price"  # the last column by default
+
+
+def test_the_example_writers_never_overwrite_your_own_files(tmp_path, capsys):
+    from common import image_folder, table
+    mine = tmp_path / "mine.csv"
+    mine.write_text("my,data\n1,2\n")
+    with pytest.raises(DataError, match="exists and holds something else: it is left alone"):
+        table.main([str(mine)])
+    assert mine.read_text() == "my,data\n1,2\n"
+    example = table.main([str(tmp_path / "houses.csv"), "--rows", "7"])
+    assert table.main([str(example), "--rows", "7"]) == example  # the README's command run twice: fine
+    assert "already holds the example" in capsys.readouterr().out
+    assert read_csv(example)[1].shape == (7, 6)
+
+    photos = tmp_path / "photos"
+    (photos / "cat").mkdir(parents=True)
+    (photos / "cat" / "a.jpg").write_bytes(b"my photo")
+    with pytest.raises(DataError, match="already holds other files \\(cat, cat/a.jpg\\)"):
+        image_folder.main([str(photos)])
+    assert sorted(p.name for p in photos.rglob("*")) == ["a.jpg", "cat"]
+    shapes = image_folder.main([str(tmp_path / "shapes"), "--per-class", "2"])
+    image_folder.main([str(shapes), "--per-class", "2"])  # again: only its own drawings there
+    written = sorted(p.relative_to(shapes).as_posix() for p in shapes.rglob("*.*"))
+    assert written == sorted(image_folder.example_file_names(2)) and len(written) == 6
+    for argv in (["--per-class", "0"], ["--rows", "0"]):
+        with pytest.raises(SystemExit):
+            (image_folder.main if "--per-class" in argv else table.main)([str(tmp_path / "x"), *argv])
