@@ -190,3 +190,14 @@ def test_predict_takes_rows_or_a_csv_and_refuses_bad_input_in_one_line(paddle_ru
             predict.main(["--model", str(out), *argv])
     with pytest.raises(DataError, match="is a file: give the run folder"):
         predict.main(["--model", str(out / "metrics.json"), row])
+
+
+def test_split_check_repeats_the_numpy_chapter_on_its_ordered_split_and_writes_its_figures(tmp_path):
+    from chapters.ch01_house_price import split_check
+    chapter = npv.main(["--offline", "--out", str(tmp_path / "numpy")])
+    checked = split_check.main(["--offline", "--splits", "2", "--out", str(tmp_path / "check")])
+    # Same model, seed, epochs and split as numpy_from_scratch: the same trained / optimum test MSE ratio.
+    assert checked["ordered_ratio"] == pytest.approx(chapter["test_mse_ratio"], rel=1e-9)
+    assert len(checked["shuffled_ratios"]) == 2
+    saved = json.loads((tmp_path / "check" / "metrics.json").read_text())
+    assert saved["ordered_ratio"] == checked["ordered_ratio"] and saved["data_source"] == checked["data_source"]
