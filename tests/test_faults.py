@@ -176,6 +176,17 @@ def test_out_that_is_or_sits_under_a_file_fails_before_any_work(chapter, where, 
     assert blocker.read_text() == "keep me"
 
 
+@pytest.mark.parametrize("script", ["chapters.ch02_mnist.bench", "chapters.ch01_house_price.split_check",
+                                    "chapters.ch06_from_scratch.from_scratch"])
+def test_side_scripts_refuse_an_out_that_is_a_file_before_any_work(script, capsys, tmp_path):
+    import importlib
+    blocker = tmp_path / "results.txt"
+    blocker.write_text("keep me")
+    main = importlib.import_module(script).main
+    assert_clean_failure(main, ["--offline", "--out", str(blocker)], "is a file, not a folder", capsys, tmp_path)
+    assert blocker.read_text() == "keep me"
+
+
 @pytest.mark.points(1)
 @pytest.mark.parametrize("chapter", ENTRY_POINTS)
 def test_help_names_offline_and_debug_and_each_default_once(chapter, capsys):
