@@ -83,7 +83,11 @@ def read_csv(path: str | os.PathLike, columns: list[str] | None = None) -> tuple
             lines = f.read().splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"--data {path}: cannot read it as a UTF-8 text file ({e}); save it as CSV (UTF-8)") from e
-    reader = csv.reader(lines, delimiter=_delimiter(lines[0] if lines else ","))
+    first = next((line for line in lines if line.strip()), "")
+    if any(d in first for d in ",;\t") or len(first.split()) < 2:
+        reader = csv.reader(lines, delimiter=_delimiter(first))
+    else:  # columns separated by spaces, as in housing.data (and many a .txt table)
+        reader = (line.split() for line in lines)
     rows = [(number, row) for number, row in enumerate(reader, start=1) if any(cell.strip() for cell in row)]
     if not rows:
         raise DataError(f"--data {path} is empty; it needs a header row and rows of numbers")

@@ -120,6 +120,16 @@ def test_a_decimal_comma_is_named_as_such(tmp_path):
         load_table(path, "price")
 
 
+def test_a_table_separated_by_spaces_or_semicolons_reads_like_the_csv(tmp_path):
+    csv_path = write_example_csv(tmp_path / "houses.csv", rows=8)
+    header, values = read_csv(csv_path)
+    text = csv_path.read_text()
+    for name, separator in (("spaces.txt", "  "), ("semicolons.csv", ";"), ("tabs.tsv", "\t")):
+        (tmp_path / name).write_text("\ufeff" + text.replace(",", separator).replace("\n", "\r\n"))  # BOM, CRLF
+        assert read_csv(tmp_path / name)[0] == header
+        np.testing.assert_array_equal(read_csv(tmp_path / name)[1], values)
+
+
 def test_read_csv_of_some_columns_skips_the_others_text_too(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("name,b,a\nflat one,2,1.5\nflat two,4,-3\n")
