@@ -17,7 +17,7 @@ import numpy as np
 
 from chapters.ch01_house_price.numpy_from_scratch import in_target_units
 from chapters.ch01_house_price.train import NAME, NORMALIZATION_FILE, load_for_prediction, predict_raw
-from common.cli import run
+from common.cli import HelpFormatter, run
 from common.download import DataError
 from common.table import read_csv
 
@@ -48,12 +48,14 @@ def rows_from_csv(path: Path, features: list[str]) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> list[float]:
-    parser = argparse.ArgumentParser(prog=f"python -m chapters.{NAME}.predict",
+    parser = argparse.ArgumentParser(prog=f"python -m chapters.{NAME}.predict", formatter_class=HelpFormatter,
                                      description="Predict the target from raw feature values with a trained run.")
     parser.add_argument("rows", nargs="*", help="feature values of one row, comma-separated")
     parser.add_argument("--model", type=Path, default=Path("runs") / NAME, help="run folder (its --out)")
-    parser.add_argument("--csv", type=Path, default=None, help="a CSV with a header naming the feature columns")
+    parser.add_argument("--csv", type=Path, default=None,
+                        help="a CSV with a header naming the feature columns (other columns are ignored)")
     parser.add_argument("--json", action="store_true", help="print the predictions as a JSON list")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an unexpected error")
     cfg = parser.parse_args(argv)
     if cfg.model.is_file():
         raise DataError(f"--model {cfg.model} is a file: give the run folder that holds it "
