@@ -237,6 +237,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("folder", type=Path, help="where to write circle/, square/, triangle/")
     parser.add_argument("--per-class", type=positive_int, default=30, help="images per class (default: 30)")
     parser.add_argument("--seed", type=seed_value, default=0, help="seed of the drawings (default: 0)")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an unexpected error")
     args = parser.parse_args(argv)
     root = args.folder
     if root.exists() and not root.is_dir():

@@ -202,6 +202,7 @@ def main(argv: list[str] | None = None) -> Path:
                                      description="Write an example CSV: 5 features of made-up flats and a price.")
     parser.add_argument("path", type=Path, help="the CSV file to write, e.g. houses.csv")
     parser.add_argument("--rows", type=positive_int, default=200, help="rows of data (default: 200)")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an unexpected error")
     args = parser.parse_args(argv)
     path = args.path
     if path.is_dir():

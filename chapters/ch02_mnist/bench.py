@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=positive_int, default=ch02.BATCH_SIZE)
     parser.add_argument("--rounds", type=positive_int, default=4, help="timed epochs of each loop")
     parser.add_argument("--skip-target", action="store_true", help="skip the (longer) time-to-target run")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an unexpected error")
     cfg = parser.parse_args(argv)
     check_out_dir(cfg.out)  # a file there is one line now, not an error after a minute of measuring
     set_device("auto")
