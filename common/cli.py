@@ -63,6 +63,13 @@ def seed_value(text: str) -> int:
     return value
 
 
+def out_folder(text: str) -> Path:
+    """--out: a folder; an empty one (`--out=`, or an unset shell variable) would mean the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty: name the folder for the run's files, e.g. --out runs/try1")
+    return Path(text)
+
+
 def dropout_probability(text: str) -> float:
     """A dropout probability: at least 0 (no dropout) and below 1 (1 would drop everything)."""
     try:
@@ -94,7 +101,7 @@ def make_parser(
         p.add_argument("--batch-size", type=positive_int, default=batch_size, help="samples per mini-batch")
     p.add_argument("--seed", type=seed_value, default=seed, help="seed for Python, numpy and Paddle (0 to 2**32-1)")
     p.add_argument("--device", choices=DEVICES, default="auto", help="auto = GPU if Paddle sees one, else CPU")
-    p.add_argument("--out", type=Path, default=Path("runs") / name, help="folder for plots, models and metrics.json")
+    p.add_argument("--out", type=out_folder, default=Path("runs") / name, help="folder for plots, models and metrics.json")
     if data_help is not None:
         p.add_argument("--data", type=Path, default=None, help=data_help)
     p.add_argument("--offline", action="store_true",

@@ -63,7 +63,8 @@ def parse_housing(path: str | os.PathLike) -> np.ndarray:
     if data.shape[1] != N_COLUMNS or data.shape[0] == 0:
         raise DataError(
             f"{path} has {data.shape[1]} columns, expected {N_COLUMNS} "
-            f"({', '.join(FEATURE_NAMES)}, {TARGET_NAME}); {get_it}"
+            f"({', '.join(FEATURE_NAMES)}, {TARGET_NAME}); {get_it}. A table of your own needs a header row "
+            "naming its columns (then --target NAME)"
         )
     check_values(data, str(path))
     return data.astype(np.float32)

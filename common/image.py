@@ -57,6 +57,35 @@ def declared_size(path: str | os.PathLike) -> tuple[int, int] | None:
         Image.MAX_IMAGE_PIXELS = pillow_limit
 
 
+def exif_orientation(path: str | os.PathLike) -> int:
+    """The EXIF orientation tag (1..8; 1 = as stored) of a photo, 1 when there is none or it cannot be read.
+
+    Phones store a portrait photo as a landscape one plus this tag; viewers rotate it on display. OpenCV's
+    IMREAD_UNCHANGED, which read_image needs (16-bit, alpha), ignores the tag, so read_image applies it itself.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            value = im.getexif().get(0x0112, 1)
+    except Exception:
+        return 1
+    return value if value in _ORIENT else 1
+
+
+# numpy versions of the eight EXIF orientations (what PIL.ImageOps.exif_transpose does), for [H, W] or [H, W, C]
+_ORIENT = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],                # mirrored left-right
+    3: lambda a: a[::-1, ::-1],             # upside down
+    4: lambda a: a[::-1],                   # mirrored top-bottom
+    5: lambda a: a.swapaxes(0, 1),          # mirrored along the main diagonal
+    6: lambda a: np.rot90(a, -1),           # turned a quarter left: turn it a quarter right
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),  # mirrored along the other diagonal
+    8: lambda a: np.rot90(a, 1),            # turned a quarter right: turn it a quarter left
+}
+
+
 def check_size(path: str | os.PathLike, max_megapixels: float = MAX_MEGAPIXELS) -> None:
     """ImageTooLarge if the header of `path` declares more than `max_megapixels` million pixels."""
     size = declared_size(path)
@@ -100,6 +129,7 @@ def read_image(path: str | os.PathLike, mode: str = "rgb", *, max_megapixels: fl
         raise DataError(
             f"{path} is not an image OpenCV can read ({raw.size} bytes; expected e.g. .jpg, .png, .bmp, .tif)"
         )
+    image = np.ascontiguousarray(_ORIENT[exif_orientation(path)](image))  # upright, as a viewer shows it
     image = _to_uint8(image)
     rgb = _to_rgb(image)
     if mode == "rgb":

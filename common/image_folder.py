@@ -204,6 +204,11 @@ def draw_shape(kind: str, rng: np.random.Generator, size: int = 48) -> np.ndarra
     return image
 
 
+def example_file_names(per_class: int = 30) -> list[str]:
+    """The files write_example_folder writes, relative to its root: circle/circle_000.jpg, ..."""
+    return [f"{kind}/{kind}_{i:03d}{'.png' if i % 2 else '.jpg'}" for kind in SHAPES for i in range(per_class)]
+
+
 def write_example_folder(root: str | os.PathLike, per_class: int = 30, size: int = 48, seed: int = 0) -> Path:
     """root/circle/, root/square/, root/triangle/, `per_class` pictures each (PNG and JPEG alternating)."""
     import cv2
@@ -221,13 +226,34 @@ def write_example_folder(root: str | os.PathLike, per_class: int = 30, size: int
     return root
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> Path:
+    """The command line: write the example folder, but never into a folder that holds other files (your photos)."""
     import argparse
+
+    from common.cli import positive_int, seed_value
 
     parser = argparse.ArgumentParser(prog="python -m common.image_folder",
                                      description="Write an example image folder: coloured shapes, 3 classes.")
     parser.add_argument("folder", type=Path, help="where to write circle/, square/, triangle/")
-    parser.add_argument("--per-class", type=int, default=30)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    print(f"wrote {3 * args.per_class} images in {write_example_folder(args.folder, args.per_class, seed=args.seed)}")
+    parser.add_argument("--per-class", type=positive_int, default=30, help="images per class (default: 30)")
+    parser.add_argument("--seed", type=seed_value, default=0, help="seed of the drawings (default: 0)")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an unexpected error")
+    args = parser.parse_args(argv)
+    root = args.folder
+    if root.exists() and not root.is_dir():
+        raise DataError(f"{root} is a file: name a folder to write the example images in")
+    if root.is_dir():
+        ours = set(example_file_names(args.per_class)) | set(SHAPES)
+        others = sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                        if p.relative_to(root).as_posix() not in ours)
+        if others:
+            raise DataError(f"{root} already holds other files ({', '.join(others[:3])}"
+                            f"{', ...' if len(others) > 3 else ''}): they are left alone; choose a new folder")
+    print(f"wrote {3 * args.per_class} images in {write_example_folder(root, args.per_class, seed=args.seed)}")
+    return root
+
+
+if __name__ == "__main__":
+    from common.cli import run
+
+    run(main)

@@ -615,6 +615,13 @@ def parse_model_spec(text: str) -> tuple[str, str, tuple, dict]:
 
 def _load_target(target: str):
     """The module a spec names: a .py file (run as code: it is the user's own model) or an importable module."""
+    is_file = Path(target).expanduser().is_file()
+    if not target.endswith(".py") and (is_file or not all(part.isidentifier() for part in target.split("."))):
+        # A path such as ../my_net or notes.txt: import_module's own message (a relative import, no module
+        # named '/etc/x') would not say what to do.
+        kind = "a file, but not a .py file" if is_file else "no module name"
+        raise ModelSpecError(f"{target} is {kind}: give path/to/file.py:NAME (the file must end in .py) "
+                             "or package.module:NAME")
     if target.endswith(".py"):
         path = Path(target).expanduser()
         if not path.is_file():
@@ -626,7 +633,7 @@ def _load_target(target: str):
         sys.modules[module_name] = module
         try:
             spec.loader.exec_module(module)
-        except Exception as e:
+        except (Exception, SystemExit) as e:  # sys.exit() in the file: an error, not a silent exit 0
             sys.modules.pop(module_name, None)
             raise ModelSpecError(f"running {target} failed: {type(e).__name__}: {_first_line(e)}") from e
         finally:
@@ -634,7 +641,7 @@ def _load_target(target: str):
         return module
     try:
         return importlib.import_module(target)
-    except Exception as e:
+    except (Exception, SystemExit) as e:
         raise ModelSpecError(f"cannot import module {target}: {type(e).__name__}: {_first_line(e)}") from e
 
 
@@ -657,7 +664,7 @@ def build_model_spec(text: str, known: dict) -> nn.Layer:
         raise ModelSpecError(f"{text!r} is not a class or function")
     try:
         model = build(*args, **kwargs)
-    except Exception as e:
+    except (Exception, SystemExit) as e:  # e.g. sys:exit, which would end the run silently with status 0
         raise ModelSpecError(f"{name}(...) raised {type(e).__name__}: {_first_line(e)}") from e
     if not isinstance(model, nn.Layer):
         raise ModelSpecError(f"{text!r} built a {type(model).__name__}, not a paddle.nn.Layer")

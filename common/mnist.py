@@ -219,7 +219,8 @@ def load_mnist(
     if data_dir is not None:
         folder = Path(data_dir)
         if not folder.is_dir():
-            raise DataError(f"--data {folder}: no such folder. It must hold the four MNIST IDX files "
+            what = "a file, not a folder" if folder.exists() else "no such folder"
+            raise DataError(f"--data {folder}: {what}. It must hold the four MNIST IDX files "
                             f"({', '.join(n for n, _ in FILES.values())}); leave out --data to use the cache")
         train_x, train_y, test_x, test_y = _read_official(str(folder.resolve()), False)
         source = f"MNIST IDX files in {folder}"

@@ -42,12 +42,24 @@ def _delimiter(header_line: str) -> str:
     return ";" if ";" in header_line else ("\t" if "\t" in header_line else ",")
 
 
+def _is_decimal_comma(text: str) -> bool:
+    try:
+        float(text.replace(",", "."))
+    except ValueError:
+        return False
+    return text.count(",") == 1
+
+
 def _number(cell: str, where: str, column: str) -> float:
     text = cell.strip()
     try:
         value = float(text)
     except ValueError:
         shown = "an empty cell" if not text else f"{text[:40]!r}"
+        if _is_decimal_comma(text):  # 173,6: a spreadsheet saved in a locale that writes decimals with a comma
+            raise DataError(f"{where} (column {column!r}): {shown} has a comma; write numbers with a decimal "
+                            f"point and no thousands separator ({text.replace(',', '.')}, if the comma is a "
+                            "decimal one): save the CSV with '.' as the decimal separator") from None
         raise DataError(f"{where} (column {column!r}): {shown} is not a number; every cell must be a number "
                         "(fix or remove the row, or leave out a text column)") from None
     if not np.isfinite(value):
@@ -55,8 +67,12 @@ def _number(cell: str, where: str, column: str) -> float:
     return value
 
 
-def read_csv(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
-    """(header, values float64 [N, M]) of a CSV with a header and numbers in every cell; errors say file:line:col."""
+def read_csv(path: str | os.PathLike, columns: list[str] | None = None) -> tuple[list[str], np.ndarray]:
+    """(header, values float64 [N, M]) of a CSV with a header and numbers in every cell; errors say file:line:col.
+
+    With `columns`, only those must hold numbers (other columns, text ones too, are skipped): the header
+    returned is `columns` and the values are theirs, in that order.
+    """
     path = Path(path)
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "does not exist"
@@ -67,7 +83,11 @@ def read_csv(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
             lines = f.read().splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"--data {path}: cannot read it as a UTF-8 text file ({e}); save it as CSV (UTF-8)") from e
-    reader = csv.reader(lines, delimiter=_delimiter(lines[0] if lines else ","))
+    first = next((line for line in lines if line.strip()), "")
+    if any(d in first for d in ",;\t") or len(first.split()) < 2:
+        reader = csv.reader(lines, delimiter=_delimiter(first))
+    else:  # columns separated by spaces, as in housing.data (and many a .txt table)
+        reader = (line.split() for line in lines)
     rows = [(number, row) for number, row in enumerate(reader, start=1) if any(cell.strip() for cell in row)]
     if not rows:
         raise DataError(f"--data {path} is empty; it needs a header row and rows of numbers")
@@ -75,13 +95,19 @@ def read_csv(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
     if len(set(header)) != len(header):
         doubled = sorted({name for name in header if header.count(name) > 1})
         raise DataError(f"{path}:1: the column name(s) {', '.join(doubled)} appear more than once; rename them")
+    if columns is not None:
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise DataError(f"{path} lacks the column(s) {', '.join(missing)}; its columns are {', '.join(header)}")
+    wanted = [header.index(c) for c in columns] if columns is not None else list(range(len(header)))
     values = []
     for number, row in rows[1:]:
         if len(row) != len(header):
             raise DataError(f"{path}:{number}: {len(row)} cells, but the header has {len(header)} columns "
                             f"({', '.join(header)})")
-        values.append([_number(cell, f"{path}:{number}:{col + 1}", header[col]) for col, cell in enumerate(row)])
-    return header, np.asarray(values, dtype=np.float64).reshape(len(values), len(header))
+        values.append([_number(row[col], f"{path}:{number}:{col + 1}", header[col]) for col in wanted])
+    names = [header[col] for col in wanted]
+    return names, np.asarray(values, dtype=np.float64).reshape(len(values), len(names))
 
 
 def has_header(path: str | os.PathLike) -> bool:
@@ -133,7 +159,8 @@ def load_table(path: str | os.PathLike, target: str | None = None) -> Table:
     order = [i for i in range(len(header)) if i != t] + [t]
     features = [header[i] for i in order[:-1]]
     return Table(values=data[:, order].astype(np.float32), feature_names=features, target=target,
-                 source=f"CSV {path}: {len(data)} rows, {len(features)} features ({', '.join(features)}), "
+                 source=f"CSV {path}: {len(data)} rows, {len(features)} feature{'s' if len(features) > 1 else ''} "
+                        f"({', '.join(features)}), "
                         f"target {target}")
 
 
@@ -142,8 +169,8 @@ def load_table(path: str | os.PathLike, target: str | None = None) -> Table:
 EXAMPLE_COLUMNS = ("size_m2", "rooms", "age_years", "distance_km", "floor", "price")
 
 
-def write_example_csv(path: str | os.PathLike, rows: int = 200, seed: int = 0) -> Path:
-    """A CSV of made-up flats: 5 features and a price (in thousands) that is linear in them plus noise."""
+def example_csv_text(rows: int = 200, seed: int = 0) -> str:
+    """The text of a CSV of made-up flats: 5 features and a price (in thousands) linear in them plus noise."""
     rng = np.random.default_rng(seed)
     size = rng.uniform(30, 200, rows)
     rooms = rng.integers(1, 7, rows)
@@ -153,19 +180,43 @@ def write_example_csv(path: str | os.PathLike, rows: int = 200, seed: int = 0) -
     price = 50 + 3.2 * size + 12 * rooms - 0.8 * age - 4 * distance + 1.5 * floor + rng.normal(0, 10, rows)
     lines = [",".join(EXAMPLE_COLUMNS)]
     lines += [",".join(f"{v:.2f}" for v in row) for row in zip(size, rooms, age, distance, floor, price)]
+    return "\n".join(lines) + "\n"
+
+
+def write_example_csv(path: str | os.PathLike, rows: int = 200, seed: int = 0) -> Path:
+    """Write example_csv_text to `path` (atomically)."""
     from common.files import atomic_path
 
     with atomic_path(path) as tmp:
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        tmp.write_text(example_csv_text(rows, seed), encoding="utf-8")
     return Path(path)
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> Path:
+    """The command line: write the example CSV, but never over a file that holds something else (your data)."""
     import argparse
+
+    from common.cli import positive_int
 
     parser = argparse.ArgumentParser(prog="python -m common.table",
                                      description="Write an example CSV: 5 features of made-up flats and a price.")
     parser.add_argument("path", type=Path, help="the CSV file to write, e.g. houses.csv")
-    parser.add_argument("--rows", type=int, default=200)
-    args = parser.parse_args()
-    print(f"wrote {write_example_csv(args.path, args.rows)} ({args.rows} rows: {', '.join(EXAMPLE_COLUMNS)})")
+    parser.add_argument("--rows", type=positive_int, default=200, help="rows of data (default: 200)")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an unexpected error")
+    args = parser.parse_args(argv)
+    path = args.path
+    if path.is_dir():
+        raise DataError(f"{path} is a folder: name the CSV file to write, e.g. {path / 'houses.csv'}")
+    if path.exists():
+        if path.read_bytes() == example_csv_text(args.rows).encode("utf-8"):
+            print(f"{path} already holds the example ({args.rows} rows: {', '.join(EXAMPLE_COLUMNS)})")
+            return path
+        raise DataError(f"{path} exists and holds something else: it is left alone; choose another file name")
+    print(f"wrote {write_example_csv(path, args.rows)} ({args.rows} rows: {', '.join(EXAMPLE_COLUMNS)})")
+    return path
+
+
+if __name__ == "__main__":
+    from common.cli import run
+
+    run(main)

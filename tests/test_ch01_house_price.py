@@ -163,3 +163,41 @@ def test_prediction_in_thousands_of_dollars(paddle_run):
     expected = (((house[:, :13] - mean[:13]) / std[:13]) @ w + b) * std[13] + mean[13]
     assert metrics["example_predicted_k_dollars"] == pytest.approx(expected.item(), rel=1e-4)
     assert metrics["example_actual_k_dollars"] == pytest.approx(raw[-1, 13])
+
+
+def test_predict_takes_rows_or_a_csv_and_refuses_bad_input_in_one_line(paddle_run, tmp_path):
+    from chapters.ch01_house_price import predict
+    from common.download import DataError
+    out, metrics = paddle_run
+    raw, _ = load_housing()
+    house = raw[-1, :13]
+    row = ",".join(repr(float(v)) for v in house)
+    # The same house as a command-line row and as a CSV row (columns shuffled, a text column and the target
+    # included): the same price, the one the training run printed for it.
+    table = tmp_path / "houses.csv"
+    names = list(reversed(["CRIM", "ZN", "INDUS", "CHAS", "NOX", "RM", "AGE", "DIS", "RAD", "TAX", "PTRATIO", "B",
+                           "LSTAT"]))
+    table.write_text(",".join(["name"] + names + ["MEDV"]) + "\n"  # a text column the model does not use
+                     + ",".join(["house 101"] + [repr(float(v)) for v in house[::-1]]) + ",1\n")
+    from_row = predict.main(["--model", str(out), row])
+    from_csv = predict.main(["--model", str(out), "--csv", str(table)])
+    assert from_row == from_csv == [pytest.approx(metrics["example_predicted_k_dollars"], rel=1e-4)]
+    for argv, message in [
+        ([row.replace(row.split(",")[0], "nan", 1)], "holds nan or inf"),  # not a price of "$nank"
+        (["--csv", str(tmp_path / "missing.csv")], "--csv .*missing.csv does not exist"),  # not "--data ..."
+    ]:
+        with pytest.raises(DataError, match=message):
+            predict.main(["--model", str(out), *argv])
+    with pytest.raises(DataError, match="is a file: give the run folder"):
+        predict.main(["--model", str(out / "metrics.json"), row])
+
+
+def test_split_check_repeats_the_numpy_chapter_on_its_ordered_split_and_writes_its_figures(tmp_path):
+    from chapters.ch01_house_price import split_check
+    chapter = npv.main(["--offline", "--out", str(tmp_path / "numpy")])
+    checked = split_check.main(["--offline", "--splits", "2", "--out", str(tmp_path / "check")])
+    # Same model, seed, epochs and split as numpy_from_scratch: the same trained / optimum test MSE ratio.
+    assert checked["ordered_ratio"] == pytest.approx(chapter["test_mse_ratio"], rel=1e-9)
+    assert len(checked["shuffled_ratios"]) == 2
+    saved = json.loads((tmp_path / "check" / "metrics.json").read_text())
+    assert saved["ordered_ratio"] == checked["ordered_ratio"] and saved["data_source"] == checked["data_source"]

@@ -205,6 +205,25 @@ def test_a_tiny_subset_can_be_overfit_to_100_percent():
     assert evaluate(model, x, y)["accuracy"] == 1.0
 
 
+def test_one_loss_spike_is_not_divergence_but_a_loss_that_stays_high_is():
+    from chapters.ch02_mnist.train import LOSS_HARD_LIMIT, LOSS_LIMIT, LOSS_LIMIT_STEPS, check_loss
+    from common.runtime import TrainingDiverged
+    # The batch losses Adagrad (lr 0.01, MLP) gives on `python -m common.image_folder`'s 90 drawings: it recovers.
+    for step, loss in enumerate([2.31, 20.35, 11.77, 4.7, 5.24, 6.77, 0.41]):
+        check_loss(loss, 0, step)
+    high = [(LOSS_LIMIT + LOSS_HARD_LIMIT) / 2] * LOSS_LIMIT_STEPS  # above the limit, below the hard one
+    for step, loss in enumerate(high[:-1]):
+        check_loss(loss, 0, step)
+    with pytest.raises(TrainingDiverged, match=f"above {LOSS_LIMIT:g} for {LOSS_LIMIT_STEPS} steps"):
+        check_loss(high[-1], 0, LOSS_LIMIT_STEPS - 1)
+    for step, loss in enumerate(high[:-1]):  # a new run starts counting afresh
+        check_loss(loss, 0, step)
+    with pytest.raises(TrainingDiverged, match="loss is nan at epoch 2, step 1: training diverged"):
+        check_loss(float("nan"), 1, 0)  # NaN: at once
+    with pytest.raises(TrainingDiverged, match="at epoch 1, step 1: training diverged"):
+        check_loss(LOSS_HARD_LIMIT + 1, 0, 0)  # most samples at Paddle's cap of 64: at once
+
+
 @pytest.mark.points(1)
 def test_nan_loss_stops_with_a_clear_message(idx_dir, tmp_path):
     with pytest.raises(SystemExit, match="training diverged. Lower --lr"):

@@ -184,6 +184,22 @@ def test_read_image_grey_rgba_and_16_bit(tmp_path):
     assert read_image(tmp_path / "deep.png", "gray").tolist() == [[0, 100, 255]]
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_read_image_turns_a_photo_upright_by_its_exif_orientation(orientation, tmp_path):
+    # A phone stores a portrait photo as landscape plus an EXIF tag; Pillow's exif_transpose is the reference.
+    from PIL import Image, ImageOps
+    stored = np.random.default_rng(orientation).integers(0, 256, (4, 6, 3), dtype=np.uint8)
+    picture = Image.fromarray(stored)
+    exif = picture.getexif()
+    exif[0x0112] = orientation
+    for name in ("photo.png", "photo.jpg"):
+        picture.save(tmp_path / name, exif=exif, **({"quality": 100} if name.endswith("jpg") else {}))
+        expected = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / name)).convert("RGB"))
+        ours = read_image(tmp_path / name, "rgb")
+        assert ours.shape == expected.shape
+        assert np.abs(ours.astype(int) - expected).max() <= (0 if name.endswith("png") else 2)  # JPEG: decoders
+
+
 @pytest.mark.points(1)
 def test_large_photo_is_shrunk_and_tiny_one_refused(tmp_path):
     cv2.imwrite(str(tmp_path / "big.png"), np.full((1000, 800, 3), 128, np.uint8))

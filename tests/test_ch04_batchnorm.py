@@ -82,7 +82,7 @@ def test_eval_mode_ignores_the_batch_and_keeps_running_stats():
 
 
 @pytest.mark.points(1)
-def test_one_value_per_channel_is_passed_through_unchanged():
+def test_one_value_per_channel_is_passed_through_unchanged(tmp_path):
     # Paddle 3.3.1: in training mode, a batch with one value per channel (x [1, C]) skips BatchNorm
     # altogether: y = x (gamma and beta ignored) and the running statistics stay as they were, silently.
     # That is why the chapter's loader drops a last batch of one image.
@@ -95,6 +95,11 @@ def test_one_value_per_channel_is_passed_through_unchanged():
     # Two identical rows (also zero variance) are normalised as usual: the output is beta.
     y2 = layer(paddle.to_tensor(np.concatenate([x, x]))).numpy()
     np.testing.assert_allclose(y2, np.tile(layer.bias.numpy(), (2, 1)), atol=1e-4)
+    # And why the chapter refuses --batch-size 1: every batch would be such a batch.
+    from chapters.ch04_batchnorm.batchnorm import main
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--batch-size", "1", "--out", str(tmp_path / "run")])
+    assert exit_info.value.code == 2 and not (tmp_path / "run").exists()
 
 
 @pytest.mark.points(3)

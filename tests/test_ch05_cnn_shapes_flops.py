@@ -300,11 +300,18 @@ def test_a_model_from_the_users_own_file_is_inspected_end_to_end(tmp_path, capsy
     ("{tmp}/missing.py:Net", "no Python file"),
     ("{file}:Net(open({marker!r}, 'w'))", "must be literals"),  # a call as an argument is never run
     ("{file}:Net(num_classes=5", "cannot read the arguments"),
+    ("../../etc/passwd:X", "is no module name: give path/to/file.py:NAME"),  # not import_module's "relative import"
+    ("{tmp}/notes.txt:Net", "is a file, but not a .py file"),
+    ("sys:exit", "exit(...) raised SystemExit"),  # a build that exits is an error, not a silent status 0
+    ("{tmp}/exits.py:Net", "running {tmp}/exits.py failed: SystemExit"),
 ])
 def test_bad_model_descriptions_give_one_line(spec, message, tmp_path, capsys):
     path = tmp_path / "my_net.py"
     path.write_text(USER_MODEL)
+    (tmp_path / "notes.txt").write_text(USER_MODEL)
+    (tmp_path / "exits.py").write_text("import sys\nsys.exit(0)\n")
     marker = tmp_path / "ran"
+    message = message.format(tmp=tmp_path)
     with pytest.raises(SystemExit) as exit_info:
         main(["--model", spec.format(file=path, tmp=tmp_path, marker=str(marker)), "--out", str(tmp_path / "o")])
     assert exit_info.value.code == 2

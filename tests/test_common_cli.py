@@ -36,6 +36,13 @@ def test_bad_values_are_rejected_with_a_reason(argv, message, capsys):
     assert exit_.value.code == 2 and message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv", [["--out="], ["--out", ""], ["--out", "  "]])
+def test_an_empty_out_is_refused_not_taken_as_the_current_folder(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        make_parser("chx", "demo").parse_args(argv)
+    assert exit_.value.code == 2 and "argument --out: is empty" in capsys.readouterr().err
+
+
 @pytest.mark.points(1)
 @pytest.mark.parametrize("error", [DataError("no such file: x"), DeviceError("no GPU")])
 def test_run_turns_user_errors_into_one_line(error):

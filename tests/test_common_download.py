@@ -136,6 +136,9 @@ def test_wrong_number_of_columns_is_a_clear_error(tmp_path):
     path.write_text(housing_text(columns=13))
     with pytest.raises(DataError, match="13 columns, expected 14"):
         housing.load_housing(path)
+    # Your own CSV saved without its header row lands here: the message says what would make it a table.
+    with pytest.raises(DataError, match="A table of your own needs a header row naming its columns"):
+        housing.load_housing(path)
 
 
 @pytest.mark.points(1)

@@ -113,6 +113,34 @@ def test_table_errors_name_the_place(tmp_path, text, target, message):
         load_table(path, target)
 
 
+def test_a_decimal_comma_is_named_as_such(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("a;b;price\n1,5;2;3\n")  # a spreadsheet saved where decimals are written with a comma
+    with pytest.raises(DataError, match=r"t\.csv:2:1 \(column 'a'\): '1,5' has a comma; .*\(1\.5, if"):
+        load_table(path, "price")
+
+
+def test_a_table_separated_by_spaces_or_semicolons_reads_like_the_csv(tmp_path):
+    csv_path = write_example_csv(tmp_path / "houses.csv", rows=8)
+    header, values = read_csv(csv_path)
+    text = csv_path.read_text()
+    for name, separator in (("spaces.txt", "  "), ("semicolons.csv", ";"), ("tabs.tsv", "\t")):
+        (tmp_path / name).write_text("\ufeff" + text.replace(",", separator).replace("\n", "\r\n"))  # BOM, CRLF
+        assert read_csv(tmp_path / name)[0] == header
+        np.testing.assert_array_equal(read_csv(tmp_path / name)[1], values)
+
+
+def test_read_csv_of_some_columns_skips_the_others_text_too(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("name,b,a\nflat one,2,1.5\nflat two,4,-3\n")
+    header, values = read_csv(path, columns=["a", "b"])
+    assert header == ["a", "b"] and values.tolist() == [[1.5, 2.0], [-3.0, 4.0]]
+    with pytest.raises(DataError, match="lacks the column\\(s\\) c; its columns are name, b, a"):
+        read_csv(path, columns=["a", "c"])
+    with pytest.raises(DataError, match="'flat one' is not a number"):
+        read_csv(path)
+
+
 def test_a_missing_table_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         load_table(tmp_path / "nope.csv", "price")
@@ -134,3 +162,30 @@ def test_a_header_row_tells_a_table_from_a_housing_file(tmp_path):
     assert not has_header(tmp_path / "h.data") and has_header(tmp_path / "t.csv")
     path = write_example_csv(tmp_path / "houses.csv", rows=8)
     assert load_table(path).target == "price"  # the last column by default
+
+
+def test_the_example_writers_never_overwrite_your_own_files(tmp_path, capsys):
+    from common import image_folder, table
+    mine = tmp_path / "mine.csv"
+    mine.write_text("my,data\n1,2\n")
+    with pytest.raises(DataError, match="exists and holds something else: it is left alone"):
+        table.main([str(mine)])
+    assert mine.read_text() == "my,data\n1,2\n"
+    example = table.main([str(tmp_path / "houses.csv"), "--rows", "7"])
+    assert table.main([str(example), "--rows", "7"]) == example  # the README's command run twice: fine
+    assert "already holds the example" in capsys.readouterr().out
+    assert read_csv(example)[1].shape == (7, 6)
+
+    photos = tmp_path / "photos"
+    (photos / "cat").mkdir(parents=True)
+    (photos / "cat" / "a.jpg").write_bytes(b"my photo")
+    with pytest.raises(DataError, match="already holds other files \\(cat, cat/a.jpg\\)"):
+        image_folder.main([str(photos)])
+    assert sorted(p.name for p in photos.rglob("*")) == ["a.jpg", "cat"]
+    shapes = image_folder.main([str(tmp_path / "shapes"), "--per-class", "2"])
+    image_folder.main([str(shapes), "--per-class", "2"])  # again: only its own drawings there
+    written = sorted(p.relative_to(shapes).as_posix() for p in shapes.rglob("*.*"))
+    assert written == sorted(image_folder.example_file_names(2)) and len(written) == 6
+    for argv in (["--per-class", "0"], ["--rows", "0"]):
+        with pytest.raises(SystemExit):
+            (image_folder.main if "--per-class" in argv else table.main)([str(tmp_path / "x"), *argv])

@@ -176,6 +176,17 @@ def test_out_that_is_or_sits_under_a_file_fails_before_any_work(chapter, where, 
     assert blocker.read_text() == "keep me"
 
 
+@pytest.mark.parametrize("script", ["chapters.ch02_mnist.bench", "chapters.ch01_house_price.split_check",
+                                    "chapters.ch06_from_scratch.from_scratch"])
+def test_side_scripts_refuse_an_out_that_is_a_file_before_any_work(script, capsys, tmp_path):
+    import importlib
+    blocker = tmp_path / "results.txt"
+    blocker.write_text("keep me")
+    main = importlib.import_module(script).main
+    assert_clean_failure(main, ["--offline", "--out", str(blocker)], "is a file, not a folder", capsys, tmp_path)
+    assert blocker.read_text() == "keep me"
+
+
 @pytest.mark.points(1)
 @pytest.mark.parametrize("chapter", ENTRY_POINTS)
 def test_help_names_offline_and_debug_and_each_default_once(chapter, capsys):
@@ -396,6 +407,12 @@ def test_ch02_bad_data_folder(damage, expected, idx_dir, capsys, out, tmp_path):
     elif damage == "truncated_idx":
         name.write_bytes(name.read_bytes()[:20])
     assert_clean_failure(ch02.main, ch02_args(data, out), expected, capsys, out)
+
+
+def test_ch02_data_that_is_a_file_is_called_a_file(capsys, out, tmp_path):
+    data = tmp_path / "train-images-idx3-ubyte.gz"  # one IDX file given instead of its folder
+    data.write_bytes(b"")
+    assert_clean_failure(ch02.main, ch02_args(data, out), "a file, not a folder", capsys, out)
 
 
 def damage_file(path: Path, how: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -265,8 +266,19 @@ def build_parser(name: str, description: str):
     return parser
 
 
+def numpy_side_script(parser, script: str):
+    """A numpy script's parser: outputs in runs/<chapter>/<script>/, and a --device that says it changes nothing
+    (it is accepted so that train.py's command line works here too)."""
+    parser.set_defaults(out=Path("runs") / NAME / script)
+    for action in parser._actions:
+        if action.dest == "device":
+            action.help = "ignored here: numpy computes on the CPU (accepted so train.py's command line works)"
+    return parser
+
+
 def main(argv: list[str] | None = None) -> dict:
-    cfg = build_parser(f"{NAME}.numpy_from_scratch", "Boston house prices: linear regression written by hand in numpy.").parse_args(argv)
+    parser = build_parser(f"{NAME}.numpy_from_scratch", "Boston house prices: linear regression written by hand in numpy.")
+    cfg = numpy_side_script(parser, "numpy_from_scratch").parse_args(argv)
     np.random.seed(cfg.seed)
     start = time.perf_counter()
     data = load_data(cfg)

@@ -13,10 +13,11 @@ from __future__ import annotations
 import numpy as np
 
 from chapters.ch01_house_price.numpy_from_scratch import (
-    BATCH_SIZE, EPOCHS, LR, NAME, fit_normalization, least_squares, mse, normalize, split_train_test,
-    train_mini_batch, LinearRegression,
+    BATCH_SIZE, EPOCHS, LR, NAME, fit_normalization, least_squares, mse, normalize, numpy_side_script,
+    split_train_test, train_mini_batch, LinearRegression,
 )
 from common.cli import make_parser, positive_int, run
+from common.files import write_metrics
 from common.housing import FEATURE_NAMES, TARGET_NAME, load_housing
 
 
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> dict:
                          epochs=None, lr=None, batch_size=None,
                          data_help="a housing.data file (default: data/housing.data, downloaded if missing)")
     parser.add_argument("--splits", type=positive_int, default=30, help="number of shuffled splits")
-    cfg = parser.parse_args(argv)
+    cfg = numpy_side_script(parser, "split_check").parse_args(argv)
     raw, source = load_housing(cfg.data, download=not cfg.offline)
     print(f"data: {source}")
 
@@ -58,7 +59,10 @@ def main(argv: list[str] | None = None) -> dict:
                if scaled[:, j].min() < 0 or scaled[:, j].max() > 1]
     print(f"min-max with the training split's statistics: {len(outside)} of {len(names)} test columns leave [0, 1]: "
           + ", ".join(f"{n} {lo:.3f}..{hi:.3f}" for n, lo, hi in outside))
-    return {"ordered_ratio": ordered, "shuffled_ratios": ratios.tolist(), "minmax_outside": outside}
+    metrics = {"data_source": source, "ordered_ratio": ordered, "shuffled_ratios": ratios.tolist(),
+               "minmax_outside": outside}
+    print(f"wrote {write_metrics(cfg.out, metrics)}")
+    return metrics
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import paddle.nn.functional as F
 from chapters.ch02_mnist import train as ch02
 from common import mnist
 from common.cli import positive_int, run
-from common.files import write_metrics
+from common.files import check_out_dir, write_metrics
 from common.mnist import set_epoch
 from common.runtime import seed_everything, set_device
 
@@ -134,7 +134,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=positive_int, default=ch02.BATCH_SIZE)
     parser.add_argument("--rounds", type=positive_int, default=4, help="timed epochs of each loop")
     parser.add_argument("--skip-target", action="store_true", help="skip the (longer) time-to-target run")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an unexpected error")
     cfg = parser.parse_args(argv)
+    check_out_dir(cfg.out)  # a file there is one line now, not an error after a minute of measuring
     set_device("auto")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"paddle {paddle.__version__}, device {paddle.device.get_device()}")

@@ -54,8 +54,12 @@ IMAGE_SIZE = 28  # side of the model's input: MNIST's; your own images (--data F
 # step by the gradient's own size, so they want far smaller values than SGD.
 DEFAULT_LR = {"sgd": 0.1, "momentum": 0.05, "adagrad": 0.01, "rmsprop": 0.002, "adam": 0.005}
 # Cross-entropy of 10 classes starts near ln 10 = 2.3 and falls. Paddle caps each sample's loss at 64, so a
-# blown-up model shows as a batch loss stuck in the tens (or NaN), never as inf: stop above this.
+# blown-up model shows as a batch loss stuck in the tens (or NaN), never as inf: stop above this...
 LOSS_LIMIT = 20.0
+# ...for this many steps in a row: one spike recovers (Adagrad's first steps on a small folder of your own reach
+# 20 and fall back to 0.4 within five steps), a blown-up model stays up there. Above half the cap, at once.
+LOSS_LIMIT_STEPS = 3
+LOSS_HARD_LIMIT = 32.0
 # Each run its own folder, so that runs keep each other's results: the model, "-bn" with --batch-norm, and
 # "-Rranks" under paddle.distributed.launch with R processes (see default_out).
 DEFAULT_OUT = Path("runs") / NAME / "MODEL[-bn][-Rranks]"
@@ -192,10 +196,22 @@ def configure(cfg, model: paddle.nn.Layer, steps_per_epoch: int) -> dict:
 DIVERGED_ADVICE = "Lower --lr (e.g. by 10x), or try --optimizer adam or --schedule onecycle"
 
 
+_high_losses = {"streak": 0, "last": (-1, -1)}  # steps in a row above LOSS_LIMIT, and the last (epoch, step)
+
+
 def check_loss(loss_value: float, epoch: int, step: int) -> None:
-    if not math.isfinite(loss_value) or loss_value > LOSS_LIMIT:
-        raise TrainingDiverged(
-            f"loss is {loss_value} at epoch {epoch + 1}, step {step + 1}: training diverged. {DIVERGED_ADVICE}.")
+    """Stop on a NaN/inf loss or one above LOSS_HARD_LIMIT at once, and on one above LOSS_LIMIT for
+    LOSS_LIMIT_STEPS steps in a row."""
+    if (epoch, step) <= _high_losses["last"]:  # a new run (or a new model) in this process: forget the old one
+        _high_losses["streak"] = 0
+    _high_losses["last"] = (epoch, step)
+    _high_losses["streak"] = _high_losses["streak"] + 1 if loss_value > LOSS_LIMIT else 0
+    stuck = _high_losses["streak"] >= LOSS_LIMIT_STEPS
+    if not math.isfinite(loss_value) or loss_value > LOSS_HARD_LIMIT or stuck:
+        slow = stuck and loss_value <= LOSS_HARD_LIMIT
+        above = f" (above {LOSS_LIMIT:g} for {LOSS_LIMIT_STEPS} steps)" if slow else ""
+        raise TrainingDiverged(f"loss is {loss_value} at epoch {epoch + 1}, step {step + 1}{above}: training "
+                               f"diverged. {DIVERGED_ADVICE}.")
 
 
 def train_one_epoch(model, loader, training: dict, epoch: int, show_progress: bool) -> dict:

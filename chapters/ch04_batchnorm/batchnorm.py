@@ -185,7 +185,11 @@ def build_parser():
 
 
 def main(argv: list[str] | None = None) -> dict:
-    cfg = build_parser().parse_args(argv)
+    parser = build_parser()
+    cfg = parser.parse_args(argv)
+    if cfg.batch_size < 2:  # BatchNorm1D passes a [1, C] batch through unchanged, silently (see the README)
+        parser.error("--batch-size must be at least 2: BatchNorm normalises over the batch, and Paddle passes a "
+                     "batch of one sample through unchanged")
     seed_everything(cfg.seed)
     device = set_device(cfg.device)
     start = time.perf_counter()

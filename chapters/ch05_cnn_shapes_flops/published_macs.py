@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--models", nargs="+", choices=list(PUBLISHED_GMACS), default=list(PUBLISHED_GMACS),
                         metavar="MODEL", help=f"models to check, of: {', '.join(PUBLISHED_GMACS)}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an unexpected error")
     cfg = parser.parse_args(argv)
     paddle.set_device("cpu")
     print("| model | input | trainable parameters | published | MACs, ours | published | difference | FLOPs, ours "
