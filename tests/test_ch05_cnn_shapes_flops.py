@@ -300,7 +300,8 @@ def test_a_model_from_the_users_own_file_is_inspected_end_to_end(tmp_path, capsy
     ("{tmp}/missing.py:Net", "no Python file"),
     ("{file}:Net(open({marker!r}, 'w'))", "must be literals"),  # a call as an argument is never run
     ("{file}:Net(num_classes=5", "cannot read the arguments"),
-    ("../../etc/passwd:X", "is no module name: give path/to/file.py:NAME"),  # not import_module's "relative import"
+    # not import_module's "relative import" (where ../../etc/passwd exists it is "not a .py file: give ...")
+    ("../../etc/passwd:X", "give path/to/file.py:NAME"),
     ("{tmp}/notes.txt:Net", "is a file, but not a .py file"),
     ("sys:exit", "exit(...) raised SystemExit"),  # a build that exits is an error, not a silent status 0
     ("{tmp}/exits.py:Net", "running {tmp}/exits.py failed: SystemExit"),
