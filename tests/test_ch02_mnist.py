@@ -381,3 +381,12 @@ def test_two_cpu_ranks_train_like_one_process_on_the_doubled_batch(idx_dir, tmp_
     single = paddle.load(str(tmp_path / "single" / ch02.MODEL_FILE))
     for key in single:
         np.testing.assert_allclose(parallel[key].numpy(), single[key].numpy(), rtol=1e-4, atol=1e-6, err_msg=key)
+
+
+@pytest.mark.points(1)
+def test_batch_norm_refuses_a_batch_of_one(capsys):
+    """Paddle passes a one-sample training batch through BatchNorm unnormalised, without a word: refuse it."""
+    with pytest.raises(SystemExit) as e:
+        ch02.parse_args(["--batch-norm", "--batch-size", "1"])
+    assert e.value.code == 2 and "at least 2" in capsys.readouterr().err
+    assert ch02.parse_args(["--batch-norm", "--batch-size", "2"]).batch_size == 2

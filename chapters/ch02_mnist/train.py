@@ -394,6 +394,8 @@ def parse_args(argv):
         parser.error("softmax regression has no hidden layer: --dropout and --batch-norm need --model mlp or lenet")
     if cfg.model == "mlp" and cfg.batch_norm:
         parser.error("--batch-norm is for --model lenet")
+    if cfg.batch_norm and cfg.batch_size < 2:  # Paddle passes a one-sample batch through BatchNorm unchanged
+        parser.error("--batch-norm needs --batch-size of at least 2: BatchNorm normalises over the batch")
     return cfg
 
 
