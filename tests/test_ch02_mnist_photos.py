@@ -265,7 +265,8 @@ def test_class_names_from_metrics_json_are_printed(mlp_run, digits, tmp_path, ca
 # ---- run folders ----
 
 @pytest.mark.points(1)
-def test_runs_get_their_own_folders_and_predict_defaults_to_the_lenet_run(monkeypatch):
+def test_runs_get_their_own_folders_and_predict_defaults_to_the_lenet_run(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # `--out mine` is checked and locked where the run starts: somewhere writable
     monkeypatch.delenv("PADDLE_TRAINERS_NUM", raising=False)
     folder = {" ".join(argv): str(ch02.parse_args(argv).out) for argv in
               ([], ["--model", "mlp"], ["--model", "softmax"], ["--batch-norm"], ["--out", "mine"])}
