@@ -1,13 +1,13 @@
 """Start a new task from a chapter: copy it, rename it, and get template tests that pass at once.
 
-    python -m common.grading.new_chapter ch06_flowers --from ch02_mnist
+    python -m common.grading.new_chapter ch07_flowers --from ch02_mnist
 
-makes chapters/ch06_flowers/: every file of the source chapter (its scripts: the five steps in `train.py`, and
+makes chapters/ch07_flowers/: every file of the source chapter (its scripts: the five steps in `train.py`, and
 the side scripts that reach data and model through those steps: predict, comparisons, benchmarks), with each
-whole-word mention of `ch02_mnist` rewritten to `ch06_flowers` -- module paths `chapters.ch02_mnist`, `NAME`, and
-so the default output folders `runs/ch06_flowers/...` -- and the short alias `ch02` to `ch06`. What the chapters
+whole-word mention of `ch02_mnist` rewritten to `ch07_flowers` -- module paths `chapters.ch02_mnist`, `NAME`, and
+so the default output folders `runs/ch07_flowers/...` -- and the short alias `ch02` to `ch07`. What the chapters
 share stays shared in common/ and is not copied. The README.md is a stub that lists the five steps to fill in,
-what was copied and why, and how to point the copy at your own data. tests/test_ch06_flowers.py holds the
+what was copied and why, and how to point the copy at your own data. tests/test_ch07_flowers.py holds the
 template tests:
 
     the five steps are exposed | a run end to end on tiny data writes metrics.json | the model's output shape |
@@ -55,7 +55,7 @@ class ScaffoldError(ValueError):
 def check_name(name: str, root: Path) -> None:
     if not name.isidentifier() or keyword.iskeyword(name):
         raise ScaffoldError(f"{name!r} is not a valid Python identifier: use letters, digits and underscores, not "
-                            "starting with a digit (e.g. ch06_flowers); the chapter is imported as chapters.<name>")
+                            "starting with a digit (e.g. ch07_flowers); the chapter is imported as chapters.<name>")
     if (root / "chapters" / name).exists():
         raise ScaffoldError(f"chapters/{name} already exists; refusing to overwrite it (choose another name)")
     if (root / "tests" / f"test_{name}.py").exists():
@@ -427,7 +427,7 @@ def scaffold(name: str, source: str, root: Path = REPO, data: str | Path | None 
 def main(argv: list[str] | None = None) -> list[Path]:
     parser = argparse.ArgumentParser(prog="python -m common.grading.new_chapter",
                                      description="Copy a chapter into chapters/NAME with template tests.")
-    parser.add_argument("name", help="the new chapter's folder and package name, e.g. ch06_flowers")
+    parser.add_argument("name", help="the new chapter's folder and package name, e.g. ch07_flowers")
     parser.add_argument("--from", dest="source", required=True, help="the chapter to copy, e.g. ch02_mnist")
     parser.add_argument("--root", type=Path, default=REPO, help="the repository (default: this one)")
     parser.add_argument("--data", default=None, help="your own data (the copy's --data, e.g. my_photos/) for the "
