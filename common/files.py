@@ -141,12 +141,17 @@ def _umask() -> int:
     return mask
 
 
-def sha256_of(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
+def digest_of(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's content, read in 1 MiB blocks (a data set never sits in memory twice)."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    return digest_of(path, "sha256")
 
 
 # ---- JSON ----

@@ -228,7 +228,7 @@ def test_training_lowers_the_loss_clearly(small_data):
 def test_a_blown_up_loss_stops_training_with_a_hint(small_data):
     cfg = config("--train-size", "512", "--epochs", "1", "--optimizer", "sgd", "--lr", "50")
     model = ch06.build_model(cfg)
-    with pytest.raises(ch06.TrainingDiverged, match="lower --lr"):
+    with pytest.raises(ch06.TrainingDiverged, match="training diverged. Lower --lr"):
         ch06.train(cfg, model, small_data, ch06.configure(cfg, model))
 
 

@@ -261,7 +261,7 @@ def to_mnist_style(gray: np.ndarray) -> np.ndarray:
 def run_folder(model_path: str | Path) -> Path:
     """The run folder behind --model: the folder itself, a run's model.pdparams, or its inference/model prefix."""
     path = Path(model_path)
-    if path.suffix == ".pdparams":  # the run's state_dict: its exported twin is in the same run folder
+    if path.suffix == ".pdparams":
         return path.parent
     if path.is_dir():
         return path
@@ -274,9 +274,9 @@ def load_predictor(model_path: str | Path | None = None):
     model_path: a run folder (holding inference/model.*), its model.pdparams, or the jit.save prefix itself.
     """
     path = Path(model_path) if model_path is not None else DEFAULT_RUN
-    if path.suffix == ".pdparams":
+    if path.suffix == ".pdparams":  # the run's state_dict: its exported twin is in the same run folder
         path = path.parent
-    prefix = path / INFERENCE_PREFIX if path.is_dir() else path
+    prefix = path / INFERENCE_PREFIX if path.is_dir() else path  # else the jit.save prefix itself
     if not any(prefix.parent.glob(prefix.name + ".pdiparams")):
         older = DEFAULT_RUN.parent / INFERENCE_PREFIX  # where runs went before each got its own folder
         hint = (f" (there is one in {DEFAULT_RUN.parent}: --model {DEFAULT_RUN.parent})"
@@ -296,9 +296,9 @@ def run_metrics(model_path: str | Path) -> dict:
     return metrics if isinstance(metrics, dict) else {}
 
 
-def describe_model(model_path: str | Path) -> str:
-    """One line: which model answers (folder, type, validation accuracy of its run), and how to pick another."""
-    metrics = run_metrics(model_path)
+def describe_model(model_path: str | Path, metrics: dict) -> str:
+    """One line: which model answers (folder, type, validation accuracy of its run `metrics`), and how to pick
+    another."""
     folder = run_folder(model_path)
     if metrics:
         accuracy = metrics.get("val_accuracy")
@@ -432,8 +432,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     except DataError as e:
         parser.error(str(e))
     # Which model answers, before the answers (on stderr with --json, so stdout stays pure JSON).
-    print(describe_model(cfg.model), file=sys.stderr if cfg.json else sys.stdout, flush=True)
-    results = predict_files(cfg.images, model, run_metrics(cfg.model), debug_dir)
+    metrics = run_metrics(cfg.model)
+    print(describe_model(cfg.model, metrics), file=sys.stderr if cfg.json else sys.stdout, flush=True)
+    results = predict_files(cfg.images, model, metrics, debug_dir)
     if cfg.json:
         print(json.dumps(results, indent=2, ensure_ascii=False))
     for r in results:

@@ -12,7 +12,6 @@ on an ill-conditioned bowl (bowl.py).
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 import numpy as np
@@ -27,7 +26,7 @@ from common.cli import make_parser, positive_float, positive_int, run
 from common.files import atomic_path, write_metrics
 from common.mnist import BLANK, load_mnist, stratified_split
 from common.plot import plot_curves
-from common.runtime import seed_everything, set_device
+from common.runtime import TrainingDiverged, check_finite_loss, seed_everything, set_device
 
 NAME = "ch06_from_scratch"
 HIDDEN = 100
@@ -42,10 +41,6 @@ SPLIT = (0.6, 0.2, 0.2)  # train / validation / test
 WEIGHTS_FILE = "weights.npz"
 # Cross-entropy of 10 classes starts near ln 10 = 2.3 and falls; a batch above this means the steps blew it up.
 LOSS_LIMIT = 20.0
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN/inf: the learning rate is too high for this optimizer."""
 
 
 # ---- 1. Data processing 数据处理 ----
@@ -151,9 +146,8 @@ def train_one_epoch(cfg, model: MLP, data: dict, training: dict, epoch: int, his
         xb = shift_batch(x[batch], cfg.augment, rng)
         loss, grads, logits = loss_and_gradients(model, xb, y[batch], training["weight_decay"])  # forward, backward
         data_loss = loss - l2_penalty(model.params, training["weight_decay"]) if training["weight_decay"] else loss
-        if not math.isfinite(data_loss) or data_loss > LOSS_LIMIT:
-            raise TrainingDiverged(f"cross-entropy is {data_loss:.4g} in epoch {epoch + 1}: training diverged; "
-                                   f"lower --lr (now {optimizer.lr:g}) by 10x")
+        check_finite_loss(data_loss, f"epoch {epoch + 1}", limit=LOSS_LIMIT,
+                          advice=f"Lower --lr (now {optimizer.lr:g}) by 10x")
         optimizer.step(model.params, grads)  # update
         loss_sum += loss * len(batch)
         correct += int((logits.argmax(axis=1) == y[batch]).sum())
