@@ -395,7 +395,9 @@ def answer_line(r: dict) -> str:
     name = r.get("class_name", r["label"])
     line = f"{r['path']}: {name} (probability {r['probability']:.3f}"
     if r["low_confidence"]:
-        line += f", low confidence: below {LOW_CONFIDENCE}; check the photo with --debug DIR"
+        line += f", low confidence: below {LOW_CONFIDENCE}"
+        if "class_name" not in r:  # a digit read off a photo: --debug shows what the reader made of it
+            line += "; check the photo with --debug DIR"
     return line + ")"
 
 
