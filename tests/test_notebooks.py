@@ -5,10 +5,12 @@ from it) is found by name, so a new chapter's notebook is tested without an edit
 of this Python, offline (the kernel refuses non-loopback look-ups, as tests/conftest.py does here), writing only to
 a temporary folder, with the small sizes its own parameters cell gives in its `test_parameters` metadata.
 
-A kernel and `import paddle` take a few seconds per notebook, so the notebooks do not wait their turn: when
+A kernel and `import paddle` take about 2 s, more than most notebooks need at their test size, so the notebooks run
+one after another in one kernel that is put back to a fresh state before each (common.grading.notebooks.Kernel says
+what is reset; COURSE_FRESH_KERNELS=1 gives each notebook a new kernel instead). They do not wait their turn: when
 collection ends, tests/conftest.py calls `start_background_work`, and one background thread runs the chosen
-notebooks one after another while the rest of the suite runs on the other core; each test here waits for its own
-notebook. (Run alone, a test runs its notebook itself.)
+notebooks while the rest of the suite runs on the other core; each test here waits for its own notebook. (Run
+alone, a test runs its notebook itself.)
 """
 from __future__ import annotations
 
@@ -56,7 +58,12 @@ def _files(folder: Path) -> set[str]:
             if p.is_file() and "__pycache__" not in p.parts and ".ipynb_checkpoints" not in p.parts}
 
 
-def run_chapter_notebook(chapter: str) -> dict:
+def new_kernel() -> notebooks.Kernel:
+    return notebooks.Kernel(root=ROOT, timeout=CELL_TIMEOUT, prelude=OFFLINE_PRELUDE,
+                            fresh=os.environ.get("COURSE_FRESH_KERNELS") == "1")
+
+
+def run_chapter_notebook(kernel: notebooks.Kernel, chapter: str) -> dict:
     """Execute the chapter's committed .ipynb at its test size; what it produced, for the test to check."""
     ipynb = NOTEBOOKS[chapter].with_suffix(".ipynb")
     nb = nbformat.read(ipynb, as_version=4)
@@ -65,29 +72,58 @@ def run_chapter_notebook(chapter: str) -> dict:
     try:
         parameters = dict(cell.metadata.get("test_parameters", {}), OUT=str(tmp / "out"))
         before = _files(ipynb.parent)
-        env = dict(os.environ, COURSE_DATA_DIR=str(tmp / "data-cache"))
-        executed = notebooks.execute(notebooks.with_parameters(nb, parameters), cwd=ipynb.parent, env=env,
-                                     timeout=CELL_TIMEOUT, prelude=OFFLINE_PRELUDE)
+        env = {"COURSE_DATA_DIR": str(tmp / "data-cache")}
+        executed = kernel.run(notebooks.with_parameters(nb, parameters), cwd=ipynb.parent, env=env)
         return {"notebook": executed, "written": sorted(_files(tmp / "out")) if (tmp / "out").is_dir() else [],
                 "new_in_chapter": sorted(_files(ipynb.parent) - before)}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run_failing_notebook() -> str:
+def run_failing_notebook(kernel: notebooks.Kernel) -> str:
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in FAILING])
     nb.cells.insert(0, nbformat.v4.new_code_cell("N = 0", metadata={"tags": ["parameters"]}))
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            notebooks.execute(notebooks.with_parameters(nb, {"N": 1}), cwd=Path(tmp), timeout=CELL_TIMEOUT,
-                              prelude=OFFLINE_PRELUDE)
+            kernel.run(notebooks.with_parameters(nb, {"N": 1}), cwd=Path(tmp))
         except notebooks.CellFailed as e:
             return str(e)
     return "(no error)"
 
 
+LEAKING = f"""
+import os, sys
+import matplotlib.pyplot as plt
+import chapters.ch01_house_price.train as train
+sys.path.insert(0, {str(ROOT)!r})
+os.environ["COURSE_LEAK"] = "1"
+leaked = train.LEAKED = True
+plt.rcParams["lines.linewidth"] = 9
+plt.figure()
+"""
+LOOKING = f"""
+import os, sys
+import matplotlib.pyplot as plt
+print(repr({{"name": "leaked" in dir(), "path": {str(ROOT)!r} in sys.path, "env": "COURSE_LEAK" in os.environ,
+            "module": "chapters.ch01_house_price.train" in sys.modules, "linewidth": plt.rcParams["lines.linewidth"],
+            "figures": len(plt.get_fignums()), "cwd": os.getcwd()}}))
+"""
+
+
+def run_two_notebooks_in_one_kernel(kernel: notebooks.Kernel) -> tuple[str, dict]:
+    """A notebook that changes what it can, then one that looks: what the second one saw, and where it ran."""
+    def notebook(source):
+        return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+
+    with tempfile.TemporaryDirectory() as first, tempfile.TemporaryDirectory() as second:
+        kernel.run(notebook(LEAKING), cwd=ROOT)
+        seen = kernel.run(notebook(LOOKING), cwd=Path(second)).cells[-1].outputs[0]["text"]
+        return str(Path(second).resolve()), eval(seen)  # our own notebook's repr of a dict of literals
+
+
 JOBS = {f"notebook:{chapter}": (run_chapter_notebook, chapter) for chapter in NOTEBOOKS}
 JOBS["failing"] = (run_failing_notebook,)
+JOBS["leak"] = (run_two_notebooks_in_one_kernel,)
 _futures: dict[str, concurrent.futures.Future] = {}
 
 
@@ -97,6 +133,8 @@ def _job_of(item) -> str | None:
         return f"notebook:{chapter}"
     if item.originalname == "test_a_failing_cell_is_reported_with_its_source_and_error":
         return "failing"
+    if item.originalname == "test_a_notebook_starts_from_a_fresh_kernel_state_after_another":
+        return "leak"
     if item.originalname == "test_progress_bars_in_a_notebook_are_tqdm_widgets":
         return "notebook:ch02_mnist"
     return None
@@ -112,15 +150,16 @@ def start_background_work(items) -> None:
         todo.put(name)
 
     def worker():
-        while not todo.empty():
-            name = todo.get()
-            future = _futures[name]
-            if future.set_running_or_notify_cancel():
-                fn, *args = JOBS[name]
-                try:
-                    future.set_result(fn(*args))
-                except BaseException as e:  # handed to the test that waits for it
-                    future.set_exception(e)
+        with new_kernel() as kernel:
+            while not todo.empty():
+                name = todo.get()
+                future = _futures[name]
+                if future.set_running_or_notify_cancel():
+                    fn, *args = JOBS[name]
+                    try:
+                        future.set_result(fn(kernel, *args))
+                    except BaseException as e:  # handed to the test that waits for it
+                        future.set_exception(e)
 
     # A daemon: an interrupted session does not wait for the notebooks (their kernels stop when this process ends).
     threading.Thread(target=worker, name="notebooks", daemon=True).start()
@@ -130,7 +169,8 @@ def result_of(name: str):
     future = _futures.get(name)
     if future is None:  # not started in the background (e.g. no conftest hook): run it now
         fn, *args = JOBS[name]
-        return fn(*args)
+        with new_kernel() as kernel:
+            return fn(kernel, *args)
     return future.result(timeout=WAIT)
 
 
@@ -186,6 +226,14 @@ def test_a_failing_cell_is_reported_with_its_source_and_error():
     assert message.startswith("cell 3 failed:")  # as Jupyter numbers them: parameters, x = 1, then this one
     assert "return 1 / 0" in message and "ZeroDivisionError: division by zero" in message
     assert "never reached" not in message
+
+
+def test_a_notebook_starts_from_a_fresh_kernel_state_after_another():
+    # The notebooks share one kernel (for time); what one notebook changed must not reach the next, so that a
+    # notebook relying on another's import, path or setting fails here as it would for a student.
+    second_cwd, seen = result_of("leak")
+    assert seen == {"name": False, "path": False, "env": False, "module": False, "linewidth": 1.5, "figures": 0,
+                    "cwd": second_cwd}
 
 
 def test_progress_bars_in_a_notebook_are_tqdm_widgets():

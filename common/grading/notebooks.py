@@ -133,48 +133,147 @@ def with_parameters(nb, parameters: dict):
     return nb
 
 
-def execute(nb, *, cwd: Path, env: dict | None = None, timeout: float = 120, prelude: str = ""):
-    """Run every cell of nb top to bottom in a fresh ipykernel of this Python; returns the executed notebook.
+# Run once in a new kernel: what a fresh kernel looks like, so that each notebook can start from it again. The
+# inline backend is switched on here, as a fresh kernel does when a notebook first imports pyplot.
+_KERNEL_SETUP = """
+import os as _os, sys as _sys, types as _types
+import matplotlib.pyplot as _plt
+_k = _types.ModuleType("_course_kernel")
+_k.path, _k.environ, _k.rc = list(_sys.path), dict(_os.environ), _plt.matplotlib.rcParams.copy()
 
-    `prelude` runs first, as its own cell (the tests use it to refuse network access). A failing cell raises
-    CellFailed with the cell's number, source, and error.
+def _fresh(cwd, env, root, _k=_k):
+    import matplotlib, os, sys, warnings
+    os.chdir(cwd)  # first: the last notebook's folder may be gone, and IPython asks for the working folder
+    get_ipython().reset(new_session=False)  # the user namespace, Out and the _ variables
+    sys.path[:] = _k.path
+    os.environ.clear()
+    os.environ.update(_k.environ)
+    os.environ.update(env)
+    for name, module in list(sys.modules.items()):  # the course's own modules are imported afresh
+        where = [getattr(module, "__file__", None) or "", *getattr(module, "__path__", [])]
+        if any(str(w).startswith(root + os.sep) for w in where):
+            del sys.modules[name]
+    matplotlib.pyplot.close("all")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        matplotlib.rcParams.update(_k.rc)
+    if "paddle" in sys.modules:
+        import paddle
+        paddle.disable_static()
+        paddle.set_default_dtype("float32")
+
+_k.fresh = _fresh
+_sys.modules["_course_kernel"] = _k
+del _os, _sys, _types, _plt, _k, _fresh
+"""
+
+
+class Kernel:
+    """An ipykernel of this Python that runs notebooks one after another, each from a fresh state.
+
+    Starting a kernel and importing Paddle into it costs about 2 s, more than most notebooks take at their test
+    size, so the tests run every notebook in one kernel. Before each notebook the kernel is put back as it was
+    when it started: IPython's namespace reset (so a notebook that forgets an import fails with NameError), sys.path,
+    os.environ and the working folder restored, every module of `root` (the course's own code) dropped from
+    sys.modules so that it is imported afresh, figures closed and matplotlib's settings restored, Paddle back in
+    dynamic-graph mode with float32. What stays is the third-party modules already imported (Paddle, NumPy,
+    matplotlib) and their internal state; `fresh=True` gives every notebook a new kernel instead. A kernel that
+    dies or times out is restarted for the next notebook.
     """
-    import nbformat
-    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
-    from jupyter_client.manager import KernelManager
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
 
-    class ThisPython(KernelSpecManager):
-        # Whatever `python3` kernel a user has installed, run the kernel with the interpreter under test.
-        def get_kernel_spec(self, kernel_name):
-            return KernelSpec(argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                              display_name="Python (course)", language="python")
+    def __init__(self, *, root: Path, timeout: float = 120, prelude: str = "", fresh: bool = False):
+        self.root, self.timeout, self.prelude, self.fresh = Path(root).resolve(), timeout, prelude, fresh
+        self.runtime = Path(tempfile.mkdtemp(prefix="course-kernel-"))  # the connection file: not in the user's folders
+        self.km = None
 
-    nb = copy.deepcopy(nb)
-    if prelude:
-        cell = nbformat.v4.new_code_cell(prelude, metadata={"tags": ["prelude"]})
+    def __enter__(self) -> "Kernel":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _start(self) -> None:
+        from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+        from jupyter_client.manager import KernelManager
+
+        class ThisPython(KernelSpecManager):
+            # Whatever `python3` kernel a user has installed, run the kernel with the interpreter under test.
+            def get_kernel_spec(self, kernel_name):
+                return KernelSpec(argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                                  display_name="Python (course)", language="python")
+
+        quiet = logging.getLogger("common.grading.notebooks.kernel")
+        quiet.setLevel(logging.ERROR)  # jupyter_client warns about zmq contexts it closes late; nothing to act on
+        self.km = KernelManager(kernel_spec_manager=ThisPython(), kernel_name="python3", log=quiet, transport="ipc",
+                                ip=str(self.runtime / "ipc"), connection_file=str(self.runtime / "kernel.json"))
+        self.km.start_kernel(cwd=str(self.root), env=dict(os.environ))
+        self._run_hidden(_KERNEL_SETUP)
+
+    def _run_hidden(self, code: str) -> None:
+        client = self.km.client()
+        client.start_channels()
+        try:
+            client.wait_for_ready(timeout=self.timeout)
+            reply = client.execute_interactive(code, store_history=False, timeout=self.timeout,
+                                               output_hook=lambda msg: None)
+            if reply["content"]["status"] != "ok":
+                raise NotebookError(f"the kernel could not be set up: {reply['content'].get('evalue')}")
+        finally:
+            client.stop_channels()
+
+    def close(self) -> None:
+        if self.km is not None and self.km.has_kernel:
+            self.km.shutdown_kernel(now=True)
+        self.km = None
+        shutil.rmtree(self.runtime, ignore_errors=True)
+
+    def run(self, nb, *, cwd: Path, env: dict | None = None):
+        """Run every cell of nb top to bottom; returns the executed notebook. A failing cell raises CellFailed with
+        the cell's number, source, and error. `env`: environment variables set for this notebook only."""
+        import nbformat
+        from nbclient import NotebookClient
+        from nbclient.exceptions import CellExecutionError
+
+        if self.fresh:
+            self.close()
+            self.runtime.mkdir(exist_ok=True)
+        if self.km is None or not self.km.is_alive():
+            self.close()
+            self.runtime.mkdir(exist_ok=True)
+            self._start()
+        nb = copy.deepcopy(nb)
+        fresh = f"__import__('_course_kernel').fresh({str(cwd)!r}, {dict(env or {})!r}, {str(self.root)!r})"
+        cell = nbformat.v4.new_code_cell(fresh + "\n" + self.prelude, metadata={"tags": ["prelude"]})
         cell["id"] = "prelude"
         nb.cells.insert(0, cell)
-    runtime = tempfile.mkdtemp(prefix="course-kernel-")  # the connection file: not in the user's folders
-    quiet = logging.getLogger("common.grading.notebooks.kernel")
-    quiet.setLevel(logging.ERROR)  # jupyter_client warns about zmq contexts it closes late; nothing to act on
-    km = KernelManager(kernel_spec_manager=ThisPython(), kernel_name="python3", log=quiet, transport="ipc",
-                       ip=str(Path(runtime) / "ipc"), connection_file=str(Path(runtime) / "kernel.json"))
-    client = NotebookClient(nb, km=km, timeout=timeout, resources={"metadata": {"path": str(cwd)}},
-                            allow_errors=False)
-    try:
-        client.execute(env=dict(os.environ) if env is None else env, cwd=str(cwd))
-    except CellExecutionError as e:
-        failed = next((c for c in nb.cells if any(o.get("output_type") == "error" for o in c.get("outputs", []))), None)
-        shown = [c for c in nb.cells if c.get("id") not in ("prelude", "injected-parameters")]  # as Jupyter counts
-        number = shown.index(failed) + 1 if failed in shown else "?"
-        source = failed.source if failed is not None else "(unknown cell)"
-        raise CellFailed(f"cell {number} failed:\n{source}\n---\n{e.ename}: {e.evalue}\n{_plain(e.traceback)}") \
-            from None
-    finally:
-        shutil.rmtree(runtime, ignore_errors=True)
-    return nb
+        client = NotebookClient(nb, km=self.km, timeout=self.timeout, allow_errors=False)
+        try:
+            client.execute()
+        except CellExecutionError as e:
+            failed = next((c for c in nb.cells if any(o.get("output_type") == "error" for o in c.get("outputs", []))),
+                          None)
+            shown = [c for c in nb.cells if c.get("id") not in ("prelude", "injected-parameters")]  # as Jupyter counts
+            number = shown.index(failed) + 1 if failed in shown else "?"
+            source = failed.source if failed is not None else "(unknown cell)"
+            raise CellFailed(f"cell {number} failed:\n{source}\n---\n{e.ename}: {e.evalue}\n{_plain(e.traceback)}") \
+                from None
+        except BaseException:
+            self.close()  # timed out or died: the next notebook gets a new kernel
+            raise
+        finally:
+            if client.kc is not None:
+                client.kc.stop_channels()
+        return nb
+
+
+def execute(nb, *, cwd: Path, env: dict | None = None, timeout: float = 120, prelude: str = ""):
+    """Run every cell of nb top to bottom in a new ipykernel of this Python; returns the executed notebook.
+
+    `prelude` runs first, as its own cell (the tests use it to refuse network access). A failing cell raises
+    CellFailed with the cell's number, source, and error. To run several notebooks, use one Kernel.
+    """
+    with Kernel(root=Path(cwd), timeout=timeout, prelude=prelude) as kernel:
+        return kernel.run(nb, cwd=cwd, env=env)
 
 
 def _plain(traceback: str) -> str:
