@@ -7,9 +7,17 @@ import numpy as np
 import paddle
 import pytest
 
+from threadpoolctl import threadpool_limits
+
 from common.grading.partial_credit import partial_credit  # noqa: F401  (a fixture for graded tests)
+from tests import background, notebook_kernel
 
 SEED = 2024
+# numpy's matrix products on one thread for the whole session. OpenBLAS stops its thread pool when any thread of
+# the process forks (the grader does, for every sandboxed child, from the background lanes of tests/background.py),
+# and a product running on the pool in another thread at that moment never returns. One thread is also faster here
+# for the small products of the tests (chapter 6 measures 2.7x), and the chapters' results do not depend on it.
+_ONE_BLAS_THREAD = threadpool_limits(limits=1, user_api="blas")
 
 
 @pytest.fixture(autouse=True)
@@ -25,6 +33,17 @@ def seeded():
 def isolated_data_dir(tmp_path, monkeypatch):
     """Point the download cache at an empty folder so tests never read or write the user's data/."""
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "data-cache"))
+
+
+@pytest.fixture(scope="session")
+def mnist_mlp_run(tmp_path_factory):
+    """Chapter 2's MLP trained for 2 epochs on the offline subset (about 91 % validation accuracy): the model that
+    the predict and photo tests of both chapter-2 modules read, trained once per session. Read it, never change it."""
+    from chapters.ch02_mnist import train
+
+    out = tmp_path_factory.mktemp("mnist_mlp_run")
+    train.main(["--offline", "--model", "mlp", "--epochs", "2", "--augment", "0", "--device", "cpu", "--out", str(out)])
+    return out
 
 
 def _is_loopback(host) -> bool:
@@ -48,13 +67,46 @@ def no_internet(monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", loopback_only)
 
 
+def _background_jobs(module) -> background.Jobs | None:
+    jobs = getattr(module, "jobs", None)
+    return jobs if isinstance(jobs, background.Jobs) else None
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that wait for background jobs (tests/background.py) run after the others, which run meanwhile."""
+    def order(item) -> int:
+        jobs = _background_jobs(getattr(item, "module", None))
+        return jobs.order(item) if jobs else 0
+    items.sort(key=order)  # stable: collection order within each group
+
+
+def pytest_sessionstart(session):
+    notebook_kernel.warm_up(session.config)
+
+
+def _unfiltered(config) -> bool:
+    """No -k, -m, --deselect or test ids: every test of a collected module will run."""
+    o = config.option
+    return not (o.keyword or o.markexpr or getattr(o, "deselect", None) or o.collectonly
+                or any("::" in a for a in config.args))
+
+
+def pytest_itemcollected(item):
+    """In an unfiltered run, a module's jobs start as soon as it is collected, beside the rest of the collection."""
+    jobs = _background_jobs(getattr(item, "module", None))
+    if jobs is not None and _unfiltered(item.config):
+        jobs.start()
+
+
 def pytest_collection_finish(session):
-    """A test module may start slow work in the background once the tests are chosen, so that it runs beside the
-    rest of the suite: tests/test_notebooks.py starts its notebooks' kernels here."""
-    chosen: dict = {}
-    for item in session.items:
-        chosen.setdefault(getattr(item, "module", None), []).append(item)
-    for module, items in chosen.items():
-        start = getattr(module, "start_background_work", None)
-        if callable(start):
-            start(items)
+    """Once the tests are chosen, the jobs they need start in the background (tests/background.py)."""
+    if session.config.option.collectonly:
+        return
+    for module in dict.fromkeys(getattr(item, "module", None) for item in session.items):
+        jobs = _background_jobs(module)
+        if jobs is not None:
+            jobs.start(session.items)
+
+
+def pytest_sessionfinish(session):
+    background.finish()

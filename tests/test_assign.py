@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from common.grading import assign, grade
+from tests.background import Jobs
 
 GRADED = False  # the course tooling's own tests are not part of a student's grade (see common/grading/grade.py)
 pytestmark = pytest.mark.points(1)
@@ -125,6 +126,10 @@ def write(path: Path, text: str) -> Path:
 
 @pytest.fixture
 def repo(tmp_path):
+    return make_repo(tmp_path)
+
+
+def make_repo(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
     write(root / "README.md", "# fake course\n")
     shutil.copyfile(REPO / "pyproject.toml", root / "pyproject.toml")  # this repository's pytest settings
@@ -195,12 +200,21 @@ def test_export_replaces_regions_with_todos_and_leaves_out_hidden_tests_caches_a
     assert (out / "conftest.py").read_text() == assign.GUARD_CONFTEST
 
 
-def test_reference_scores_full_marks_and_student_version_only_the_given_code(repo, tmp_path):
-    out = tmp_path / "student"
+# The grader runs and the student's pytest are jobs: they run in the background while the other tests do
+# (tests/background.py).
+jobs = Jobs(lane="grade")
+
+
+@jobs.job("test_reference_scores_full_marks_and_student_version_only_the_given_code")
+def graded_reference_and_student(tmp_path: Path):
+    repo, out = make_repo(tmp_path), tmp_path / "student"
     assign.export(repo, out)
-    ref, _ = grade.grade(repo)
+    return grade.grade(repo)[0], grade.grade(out)[0]
+
+
+def test_reference_scores_full_marks_and_student_version_only_the_given_code():
+    ref, student = jobs.result(graded_reference_and_student)
     assert [g.score for g in ref] == [g.expected.points for g in ref] and sum(g.score for g in ref) == 11
-    student, _ = grade.grade(out)
     assert len(student) == 5  # the hidden test is left out of the student copy
     passed = [g.expected.id for g in student if g.score]
     assert passed == ["tests/test_ch02_other.py::test_question_needs_no_work"]
@@ -309,11 +323,21 @@ def run_student_pytest(student: Path, reference: Path, tmp_path: Path) -> dict[s
     return outcomes
 
 
-def test_student_pytest_tests_the_copy_even_where_the_reference_is_importable(repo, tmp_path):
-    student = tmp_path / "student"
+@jobs.job("test_student_pytest_tests_the_copy_even_where_the_reference_is_importable")
+def student_pytest_runs(tmp_path: Path):
+    """The copy's pytest as exported, then (the control) without pyproject's pythonpath and the export's conftest."""
+    repo, student = make_repo(tmp_path), tmp_path / "student"
     assign.export(repo, student, chapters=["ch01_fake"])
     write(student / "tests" / "test_student_own.py", STUDENT_TEST)
-    outcomes = run_student_pytest(student, repo, tmp_path)
+    as_exported = run_student_pytest(student, repo, tmp_path)
+    (student / "conftest.py").unlink()
+    config = (student / "pyproject.toml").read_text()
+    (student / "pyproject.toml").write_text(re.sub(r"(?m)^pythonpath = .*$", "", config))
+    return as_exported, run_student_pytest(student, repo, tmp_path)
+
+
+def test_student_pytest_tests_the_copy_even_where_the_reference_is_importable():
+    outcomes, control = jobs.result(student_pytest_runs)
     assert set(outcomes) == {"test_forward", "test_gradient_against_finite_differences", "test_conv_output_size",
                              "test_a_chapter_left_out_of_the_copy_is_not_importable"}
     left_out = outcomes.pop("test_a_chapter_left_out_of_the_copy_is_not_importable")
@@ -321,18 +345,21 @@ def test_student_pytest_tests_the_copy_even_where_the_reference_is_importable(re
     assert all(message.startswith("NotImplementedError: TODO") for message in outcomes.values()), outcomes
 
     # The control: without pyproject's pythonpath and the export's conftest, the same run tests the reference.
-    (student / "conftest.py").unlink()
-    config = (student / "pyproject.toml").read_text()
-    (student / "pyproject.toml").write_text(re.sub(r"(?m)^pythonpath = .*$", "", config))
-    outcomes = run_student_pytest(student, repo, tmp_path)
-    assert outcomes["test_forward"] == outcomes["test_conv_output_size"] == "passed"
-    assert outcomes["test_a_chapter_left_out_of_the_copy_is_not_importable"] != "passed"
+    assert control["test_forward"] == control["test_conv_output_size"] == "passed"
+    assert control["test_a_chapter_left_out_of_the_copy_is_not_importable"] != "passed"
 
 
-def test_export_prints_the_free_points_of_an_untouched_copy(repo, tmp_path, capsys):
-    out = tmp_path / "student"
-    assert assign.main(["--root", str(repo), "export", "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
+@jobs.job("test_export_prints_the_free_points_of_an_untouched_copy")
+def exported_with_free_points(tmp_path: Path) -> subprocess.CompletedProcess:
+    repo = make_repo(tmp_path)
+    return subprocess.run([sys.executable, "-m", "common.grading.assign", "--root", str(repo), "export", "--out",
+                           str(tmp_path / "student")], cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def test_export_prints_the_free_points_of_an_untouched_copy():
+    done = jobs.result(exported_with_free_points)
+    assert done.returncode == 0, done.stderr
+    printed = done.stdout
     # By construction: chapter 1's three visible tests all need the TODOs; chapter 2's given code earns 2 of 3.
     # (How tests of tools would count is the grader's business: the copy has none.)
     assert re.search(r"^  ch01_fake +0 / 6$", printed, re.M), printed

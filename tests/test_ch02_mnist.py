@@ -6,11 +6,10 @@ data-parallel test, whose subject is `paddle.distributed.launch` itself.
 """
 import gzip
 import json
-import shutil
+import os
 import struct
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import cv2
@@ -25,6 +24,7 @@ from common.download import DataError
 from common.mnist import (BLANK, FILES, MEAN, STD, load_mnist, load_subset_raw, make_loader, normalize, parse_idx,
                           read_idx_pair, set_epoch, shift_image, stratified_split, write_idx)
 from common.models import LeNet, MLP, SoftmaxRegression, build_mnist_model, count_parameters, evaluate
+from tests.background import Jobs
 
 
 def write_idx_by_hand(path, array):
@@ -52,7 +52,8 @@ def write_idx_folder(folder: Path) -> Path:
 
 
 def run_args(data_dir, out, *extra):
-    return ["--data", str(data_dir), "--val-size", "32", "--out", str(out), "--device", "cpu", *extra]
+    """A run on data_dir; no plots (the conftest's MLP run draws them, see test_a_run_draws_its_curves...)."""
+    return ["--data", str(data_dir), "--val-size", "32", "--out", str(out), "--device", "cpu", "--no-figures", *extra]
 
 
 # ---- models ----
@@ -304,12 +305,18 @@ def test_jit_saved_model_matches_the_dygraph_model(lenet_run):
 
 # ---- predict ----
 
-@pytest.fixture(scope="module")
-def mlp_run(tmp_path_factory):
-    """An MLP trained for 2 epochs on the offline subset (91% validation accuracy)."""
-    out = tmp_path_factory.mktemp("mlp_run")
-    ch02.main(["--offline", "--model", "mlp", "--epochs", "2", "--augment", "0", "--out", str(out)])
-    return out
+@pytest.mark.points(1)
+def test_a_run_draws_its_curves_unless_told_not_to(mnist_mlp_run, lenet_run):
+    for plot in ("loss.png", "accuracy.png"):
+        assert cv2.imread(str(mnist_mlp_run / plot)) is not None  # a real PNG
+        assert not (lenet_run[0] / plot).exists()  # --no-figures
+    assert (lenet_run[0] / ch02.MODEL_FILE).is_file() and (lenet_run[0] / "metrics.json").is_file()
+
+
+@pytest.fixture
+def mlp_run(mnist_mlp_run):
+    """An MLP trained for 2 epochs on the offline subset (tests/conftest.py)."""
+    return mnist_mlp_run
 
 
 @pytest.mark.points(3)
@@ -370,38 +377,30 @@ def test_mnist_digit_survives_the_predict_preprocessing():
 # ---- data parallel ----
 
 DP_OPTIONS = ("--model", "lenet", "--epochs", "1", "--augment", "2")
-_launches: dict = {}
 
 
-def start_two_rank_launch(folder: Path) -> tuple[Path, subprocess.Popen]:
+jobs = Jobs(lane="launch")  # three Python processes that import Paddle: they run while the other tests do
+
+
+@jobs.job("test_two_cpu_ranks_train_like_one_process_on_the_doubled_batch")
+def two_rank_launch(folder: Path) -> dict:
     """`paddle.distributed.launch` of the chapter's script with 2 CPU ranks, on its own IDX folder in `folder`."""
     data = write_idx_folder(folder / "idx")
     cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir",
            str(folder / "log"), ch02.__file__,  # the script under test (the submission's, when graded)
            *run_args(data, folder / "dp", *DP_OPTIONS, "--batch-size", "16")]
-    return folder, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=folder)
-
-
-def start_background_work(items) -> None:
-    """Called by tests/conftest.py when collection ends: the launch (three Python processes that import Paddle)
-    then runs on the other core while the other tests run, and its test collects it."""
-    if items[0].config.option.collectonly:
-        return
-    if any(item.originalname == "test_two_cpu_ranks_train_like_one_process_on_the_doubled_batch" for item in items):
-        _launches["dp"] = start_two_rank_launch(Path(tempfile.mkdtemp(prefix="course-ch02-dp-")))
+    env = dict(os.environ, COURSE_DATA_DIR=str(folder / "data-cache"))  # its own, whichever test runs meanwhile
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=folder, env=env, timeout=120)
+    logs = "\n".join(p.read_text() for p in sorted((folder / "log").glob("*")) if p.is_file())
+    return {"folder": folder, "returncode": done.returncode, "stdout": done.stdout, "stderr": done.stderr,
+            "logs": logs}
 
 
 @pytest.mark.points(4)
 def test_two_cpu_ranks_train_like_one_process_on_the_doubled_batch(tmp_path):
-    folder, launch = _launches.pop("dp", None) or start_two_rank_launch(tmp_path)  # run alone: start it now
-    try:
-        stdout, stderr = launch.communicate(timeout=120)
-        logs = "\n".join(p.read_text() for p in sorted((folder / "log").glob("*")) if p.is_file())
-        assert launch.returncode == 0, stdout[-2000:] + stderr[-2000:] + logs[-3000:]
-        check_two_rank_run(folder, stdout, tmp_path)
-    finally:
-        if folder != tmp_path:
-            shutil.rmtree(folder, ignore_errors=True)
+    launch = jobs.result(two_rank_launch)
+    assert launch["returncode"] == 0, launch["stdout"][-2000:] + launch["stderr"][-2000:] + launch["logs"][-3000:]
+    check_two_rank_run(launch["folder"], launch["stdout"], tmp_path)
 
 
 def check_two_rank_run(folder: Path, stdout: str, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from common.grading import grade
+from tests.background import Jobs
 from tests.gradescope_schema import assert_valid
 
 GRADED = False  # see common/grading/grade.py: modules that set this are left out of `python -m common.grading.grade`
@@ -292,14 +293,21 @@ def make_course(root: Path, code: dict, tests: dict) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def course_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("course")
-    results = root.parent / f"{root.name}-results.json"
+# Each grader run is a job: it runs in the background while the other tests do (tests/background.py).
+jobs = Jobs(lane="grade")
+@jobs.job("course_run")  # every test that uses the fixture below
+def graded_course(folder: Path):
+    root = folder / "course"
+    results = folder / "course-results.json"
     code = dict(CORRECT_CODE, ch09_forge=FORGER.replace("RESULTS", repr(str(results))))
     make_course(root, code, dict(TESTS, ch09_forge=FORGER_TEST))
-    result = grade.main(["--submission", str(root), "--json", str(results), "--timeout", str(TIMEOUT)])
+    result = grade.main(["--submission", str(root), "--json", str(results), "--timeout", str(TIMEOUT), "--quiet"])
     return root, results, result
+
+
+@pytest.fixture
+def course_run():
+    return jobs.result(graded_course)
 
 
 def chapter_score(result: dict, chapter: str) -> tuple[float, float]:
@@ -361,7 +369,7 @@ def test_failures_carry_their_reason(course_run):
     assert all(t["output"].startswith("cannot import the test module: SyntaxError") for t in syntax.values())
     assert "boom at import time" in by_name(result, "ch04_crash")["test_anything"]["output"]
     assert "exit code 3" in by_name(result, "ch05_vanish")["test_anything"]["output"]
-    assert "timed out after 0.5 s" in by_name(result, "ch06_loop")["test_spin"]["output"]
+    assert f"timed out after {TIMEOUT:g} s" in by_name(result, "ch06_loop")["test_spin"]["output"]
     assert "watchdog" in by_name(result, "ch07_stubborn")["test_spin"]["output"]
     exits = by_name(result, "ch08_exit")
     assert "SystemExit: 0" in exits["test_sys_exit"]["output"]
@@ -370,7 +378,8 @@ def test_failures_carry_their_reason(course_run):
     assert "assert 41 == 42" in by_name(result, "ch09_forge")["test_answer"]["output"]
 
 
-def test_a_test_that_the_submission_edits_gains_nothing_with_instructor_tests(tmp_path):
+@jobs.job("test_a_test_that_the_submission_edits_gains_nothing_with_instructor_tests")
+def graded_edited_test(tmp_path: Path):
     tests = {"ch01_good": TESTS["ch01_good"]}
     reference = make_course(tmp_path / "instructor", {"ch01_good": CORRECT_CODE["ch01_good"]}, tests)
     wrong = CORRECT_CODE["ch01_good"].replace("2 * x", "3 * x")
@@ -383,7 +392,12 @@ def test_a_test_that_the_submission_edits_gains_nothing_with_instructor_tests(tm
         """
     submission = make_course(tmp_path / "student", {"ch01_good": wrong}, {"ch01_good": cheat})
     out = tmp_path / "results.json"
-    result = grade.main(["--submission", str(submission), "--tests", str(reference / "tests"), "--json", str(out)])
+    return grade.main(["--submission", str(submission), "--tests", str(reference / "tests"), "--json", str(out),
+                       "--quiet"]), out
+
+
+def test_a_test_that_the_submission_edits_gains_nothing_with_instructor_tests():
+    result, out = jobs.result(graded_edited_test)
     # The instructor's test_double (2 points) fails; the edited one worth 100 never runs; hidden tests do run.
     assert (result["score"], result["max_score"]) == (4, 6)
     assert by_name(result, "ch01_good")["test_double"]["status"] == "failed"
@@ -392,19 +406,25 @@ def test_a_test_that_the_submission_edits_gains_nothing_with_instructor_tests(tm
     assert_valid(result)
 
 
-def test_with_a_starter_only_the_submissions_chapter_files_count(tmp_path):
+@jobs.job("test_with_a_starter_only_the_submissions_chapter_files_count")
+def graded_over_a_starter(tmp_path: Path):
     todo = "def double(xs):\n    raise NotImplementedError\n\ndef draw():\n    raise NotImplementedError\n"
     starter = make_course(tmp_path / "starter", {"ch01_good": todo}, {"ch01_good": TESTS["ch01_good"]})
     submission = tmp_path / "upload" / "my-course"  # the student's file in a zip's top folder, plus an edited test
     write(submission / "chapters" / "ch01_good" / "model.py", CORRECT_CODE["ch01_good"])
     cheat = "import pytest\n\n@pytest.mark.points(100)\ndef test_double():\n    pass\n"
     write(submission / "tests" / "test_ch01_good.py", cheat)
-    graded, notes = grade.grade(submission.parent, starter=starter, timeout=TIMEOUT)
+    return grade.grade(submission.parent, starter=starter, timeout=TIMEOUT)
+
+
+def test_with_a_starter_only_the_submissions_chapter_files_count():
+    graded, notes = jobs.result(graded_over_a_starter)
     assert [(g.score, g.expected.points) for g in graded] == [(2, 2), (1, 1), (1, 1), (1, 1), (1, 1)]
     assert "with 1 file(s) from the submission's chapters/" in notes[0]
 
 
-def test_a_chapter_missing_from_the_submission_is_not_taken_from_an_installed_copy(tmp_path):
+@jobs.job("test_a_chapter_missing_from_the_submission_is_not_taken_from_an_installed_copy")
+def graded_without_chapter_1(tmp_path: Path):
     # This repository is installed editable, so without the grader's guard `import chapters.ch01_house_price`
     # would find the real chapter 1 even though the fake submission has no such folder.
     probe = """
@@ -415,18 +435,27 @@ def test_a_chapter_missing_from_the_submission_is_not_taken_from_an_installed_co
             import chapters.ch01_house_price
         """
     root = make_course(tmp_path, {"ch01_good": CORRECT_CODE["ch01_good"]}, {"ch01_good": probe})
-    [graded], _ = grade.grade(root, timeout=TIMEOUT)
+    return grade.grade(root, timeout=TIMEOUT)
+
+
+def test_a_chapter_missing_from_the_submission_is_not_taken_from_an_installed_copy():
+    [graded], _ = jobs.result(graded_without_chapter_1)
     assert graded.score == 0
     assert "No module named 'chapters.ch01_house_price' in the submission" in graded.outcome.message
 
 
-def test_results_json_is_written_when_pytest_cannot_start(tmp_path):
+@jobs.job("test_results_json_is_written_when_pytest_cannot_start")
+def graded_with_a_broken_conftest(tmp_path: Path):
     root = make_course(tmp_path / "sub", {"ch01_good": CORRECT_CODE["ch01_good"]}, {"ch01_good": TESTS["ch01_good"]})
     # (A top-level pytest.py would not do: the graded copy takes only the course's files, see assign.source_files.)
     write(root / "tests" / "conftest.py", 'raise ImportError("a conftest that stops pytest")')
     out = tmp_path / "results.json"
-    grade.main(["--submission", str(root), "--json", str(out)])
-    result = json.loads(out.read_text())
+    grade.main(["--submission", str(root), "--json", str(out), "--quiet"])
+    return json.loads(out.read_text())
+
+
+def test_results_json_is_written_when_pytest_cannot_start():
+    result = jobs.result(graded_with_a_broken_conftest)
     assert (result["score"], result["max_score"]) == (0, 6)
     assert all("pytest did not start" in t["output"] for t in result["tests"] if t["visibility"] != "hidden")
     assert_valid(result)

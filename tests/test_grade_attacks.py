@@ -9,19 +9,21 @@ as much, unless the harness was modified, which fails every test), and leave the
 and the instructor's folders byte-identical. These run as root here (as Gradescope's autograder does), so the
 fresh uid and the mount namespace are what is tested; without root the module checks what holds there.
 """
+import functools
 import hashlib
 import json
 import os
 import re
-import shutil
-import tempfile
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from common.grading import grade, sandbox
+from tests import background
+from tests.background import Jobs
 from tests.gradescope_schema import assert_valid
 
 GRADED = False  # the course tooling's own tests are not part of a student's grade
@@ -127,7 +129,7 @@ class Course:
         os.chmod(out.parent, 0o777)  # world-writable: only "nobody is left alive" protects the results
         started = time.monotonic()
         result = grade.main(["--submission", str(submission), "--starter", str(self.starter), "--tests",
-                             str(self.instructor / "tests"), "--json", str(out), "--timeout", "2", *extra])
+                             str(self.instructor / "tests"), "--json", str(out), "--timeout", "2", "--quiet", *extra])
         seconds = time.monotonic() - started
         assert json.loads(out.read_text()) == result
         assert_valid(result)
@@ -267,23 +269,20 @@ REACH = ["ch01_hijack", "ch02_rewrite", "ch03_secrets", "ch04_daemons"]
 HONEST = "ch05_honest"  # the untouched starter, graded in the same run as the attacks
 
 
-def open_folder():
+# Each grader run is a job: it runs in the background while the other tests do (tests/background.py).
+jobs = Jobs(lane="grade")
+
+
+def open_folder(folder: Path) -> Path:
     """A folder others may enter (pytest's own tmp folders are root's only), so that what holds the attacks back
     is the grader, not the test's folder modes."""
-    base = Path(tempfile.mkdtemp(prefix="grade-attacks-"))
-    os.chmod(base, 0o755)
-    return base
+    os.chmod(folder, 0o755)
+    return folder
 
 
-@pytest.fixture(scope="module")
-def course():
-    base = open_folder()
-    yield Course(base, REACH + [HONEST])
-    shutil.rmtree(base, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def reach(course):
+@jobs.job("course", "reach")  # every test that uses these fixtures
+def graded_reach(folder: Path):
+    course = Course(open_folder(folder), REACH + [HONEST])
     sub = course.submission("reach", {
         "chapters/ch01_hijack/__init__.py": HIJACK, "chapters/ch01_hijack/model.py": STARTER,
         "chapters/ch02_rewrite/__init__.py": "", "chapters/ch02_rewrite/model.py": REWRITE,
@@ -292,7 +291,17 @@ def reach(course):
         f"chapters/{HONEST}/__init__.py": "", f"chapters/{HONEST}/model.py": STARTER,
     })
     result, out, seconds = course.grade(sub)
-    return result, out
+    return course, (result, out)
+
+
+@pytest.fixture
+def course():
+    return jobs.result(graded_reach)[0]
+
+
+@pytest.fixture
+def reach():
+    return jobs.result(graded_reach)[1]
 
 
 def test_the_honest_starter_earns_only_the_free_points(reach):
@@ -356,19 +365,40 @@ TAMPER = {
 }
 
 
-@pytest.fixture(scope="module")
+_tamper_course: list = []
+_tamper_lock = threading.Lock()
+
+
+def shared_tamper_course() -> Course:
+    """One course for the runs below (made by whichever job or test comes first), one phase per run: quicker."""
+    with _tamper_lock:
+        if not _tamper_course:
+            _tamper_course.append(Course(open_folder(background.fresh_folder("grade-attacks-")), ["ch01_toy"],
+                                         hidden=False))
+        return _tamper_course[0]
+
+
+@pytest.fixture
 def tamper_course():
-    base = open_folder()
-    yield Course(base, ["ch01_toy"], hidden=False)  # one phase per run: quicker
-    shutil.rmtree(base, ignore_errors=True)
+    return shared_tamper_course()
+
+
+def graded_tamper(attack: str, folder: Path):
+    wrong = "def double(xs):\n    return [0]\n\ndef width():\n    return 2\n"
+    course = shared_tamper_course()
+    sub = course.submission(attack, {"chapters/ch01_toy/__init__.py": TAMPER[attack],
+                                     "chapters/ch01_toy/model.py": wrong})
+    return course.grade(sub)
+
+
+for _attack in TAMPER:
+    jobs.add(f"tamper:{_attack}", functools.partial(graded_tamper, _attack),
+             f"test_modifying_the_harness_fails_every_test[{_attack}]")
 
 
 @pytest.mark.parametrize("attack", sorted(TAMPER))
 def test_modifying_the_harness_fails_every_test(tamper_course, attack):
-    wrong = "def double(xs):\n    return [0]\n\ndef width():\n    return 2\n"
-    sub = tamper_course.submission(attack, {"chapters/ch01_toy/__init__.py": TAMPER[attack],
-                                            "chapters/ch01_toy/model.py": wrong})
-    result, out, _ = tamper_course.grade(sub)
+    result, out, _ = jobs.result(f"tamper:{attack}")
     assert result["score"] == 0  # the honest starter earns 1: the free point is lost too
     assert all(grade.HARNESS_MESSAGE in t["output"] or t["visibility"] == "hidden" for t in result["tests"])
     assert tamper_course.digests() == tamper_course.before
@@ -395,10 +425,16 @@ SPIN = '''
     '''
 
 
+@jobs.job("test_a_submission_that_blocks_the_timer_and_spins_is_stopped_within_bounded_time")
+def graded_spin(folder: Path):
+    course = shared_tamper_course()
+    sub = course.submission("spin", {"chapters/ch01_toy/__init__.py": "", "chapters/ch01_toy/model.py": SPIN})
+    return course.grade(sub, "--timeout", "0.1")
+
+
 def test_a_submission_that_blocks_the_timer_and_spins_is_stopped_within_bounded_time(tamper_course):
     tests = tamper_course.instructor / "tests" / "test_ch01_toy.py"
-    sub = tamper_course.submission("spin", {"chapters/ch01_toy/__init__.py": "", "chapters/ch01_toy/model.py": SPIN})
-    result, _, seconds = tamper_course.grade(sub, "--timeout", "0.1")
+    result, _, seconds = jobs.result(graded_spin)
     by_name = {t["name"].split("::")[1]: t for t in result["tests"]}
     assert result["score"] == 0
     assert "timed out (killed by the grader's watchdog)" in by_name["test_double"]["output"]
@@ -409,10 +445,15 @@ def test_a_submission_that_blocks_the_timer_and_spins_is_stopped_within_bounded_
     assert seconds < 15 and tests.exists()
 
 
-def test_the_time_limit_bounds_the_whole_submission(tamper_course):
-    sub = tamper_course.submission("spin-forever", {"chapters/ch01_toy/__init__.py": "",
-                                                    "chapters/ch01_toy/model.py": SPIN})
-    result, _, seconds = tamper_course.grade(sub, "--timeout", "0", "--time-limit", "0.6")
+@jobs.job("test_the_time_limit_bounds_the_whole_submission")
+def graded_spin_forever(folder: Path):
+    course = shared_tamper_course()
+    sub = course.submission("spin-forever", {"chapters/ch01_toy/__init__.py": "", "chapters/ch01_toy/model.py": SPIN})
+    return course.grade(sub, "--timeout", "0", "--time-limit", "0.6")
+
+
+def test_the_time_limit_bounds_the_whole_submission():
+    result, _, seconds = jobs.result(graded_spin_forever)
     assert result["score"] == 0 and result["extra_data"]["time_limit_s"] == 0.6
     assert "time limit" in result["output"] and seconds < 10
 
@@ -467,9 +508,13 @@ def test_as_root_student_code_runs_as_a_fresh_uid_in_a_mount_namespace(reach):
 
 
 
+jobs.run_last("test_without_root_the_processes_of_the_submission_are_still_killed")
+
+
 def test_without_root_the_processes_of_the_submission_are_still_killed(tamper_course, monkeypatch):
     """The grader's own uid for the child (no separate user, no mount namespace): the subreaper and the sweep of
     the grader's descendants must still leave no process alive before the results are written."""
+    background.idle()  # without root every new descendant of this process is the submission's: no job beside it
     monkeypatch.setattr(sandbox, "_running_as_root", lambda: False)
     course = tamper_course
     sub = course.submission("daemons", {"chapters/ch01_toy/__init__.py": "",

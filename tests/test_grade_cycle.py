@@ -4,7 +4,7 @@ Export the chapter (`python -m common.grading.assign export --chapters ch01_hous
 run the student copy's own pytest with this checkout's reference solution importable (the TODO tests must fail
 there), fill the TODOs from the reference and grade (full marks), submit something that is not a submission
 (refused, with a results.json that says why), and check every results.json against Gradescope's schema. Slow by
-nature (each pytest imports Paddle), so it is done once, in one module fixture.
+nature (each pytest imports Paddle), so it is done once, in a background job that runs while the other tests do.
 """
 import json
 import os
@@ -18,6 +18,7 @@ import pytest
 
 from common.grading import assign, grade
 from common.grading.assign import find_regions
+from tests.background import Jobs
 from tests.gradescope_schema import assert_valid
 
 GRADED = False  # the course tooling's own tests are not part of a student's grade
@@ -32,14 +33,18 @@ def run(*args: str, cwd: Path, env=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
-@pytest.fixture(scope="module")
-def cycle(tmp_path_factory):
-    base = tmp_path_factory.mktemp("cycle")
+jobs = Jobs(lane="grade")  # the cycle runs in the background while the other tests run (tests/background.py)
+
+
+@jobs.job("test_the_student_copys_own_pytest_fails_on_the_todos_even_with_the_reference_importable",
+          "test_filling_the_todos_from_the_reference_gives_full_marks",
+          "test_what_is_not_a_submission_is_refused_with_a_results_json_that_says_why")
+def graded_cycle(base: Path) -> dict:
     student = base / "student"
-    # Its command line, in-process; the free points it would print are tested in test_assign (a grader run saved).
-    assert assign.main(["export", "--out", str(student), "--chapters", CHAPTER, "--no-free-points"]) == 0
+    assign.export(REPO, student, chapters=[CHAPTER])  # its command line prints; a job prints nothing
     # The student copy's own pytest, where an installed/importable reference could shadow the student's code.
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    env.pop("COURSE_DATA_DIR", None)  # a test's, if one runs meanwhile; the copy's conftest sets its own
     own = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--maxfail=2",
                             f"tests/test_{CHAPTER}.py"], cwd=student, env=env, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True)  # runs while the grader does (two cores)
@@ -50,9 +55,14 @@ def cycle(tmp_path_factory):
         shutil.copyfile(source, upload / "chapters" / CHAPTER / source.name)
     out = base / "results" / "full.json"
     full = grade.main(["--submission", str(upload.parent), "--starter", str(student), "--tests", str(REPO / "tests"),
-                       "--chapters", CHAPTER, "--json", str(out)])
+                       "--chapters", CHAPTER, "--json", str(out), "--quiet"])
     own_output, _ = own.communicate(timeout=300)
     return {"base": base, "student": student, "own": (own.returncode, own_output), "full": full, "full_path": out}
+
+
+@pytest.fixture
+def cycle():
+    return jobs.result(graded_cycle)
 
 
 def test_the_student_copys_own_pytest_fails_on_the_todos_even_with_the_reference_importable(cycle):

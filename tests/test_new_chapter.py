@@ -6,9 +6,12 @@ The copies need chapters that run: in a student copy (solutions replaced by TODO
 chapter 1 or 2 are skipped with that reason, and the ones on the tiny fake chapter still run."""
 import importlib
 import json
+import os
 import shutil
+import subprocess
 import sys
 import textwrap
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import cv2
@@ -19,6 +22,7 @@ import pytest
 from common.grading import new_chapter, notebooks
 from common.image_folder import draw_shape, prepare_image, write_example_folder
 from common.table import write_example_csv
+from tests.background import Jobs
 
 GRADED = False  # the course tooling's own tests are not part of a student's grade (see common/grading/grade.py)
 pytestmark = pytest.mark.points(1)
@@ -101,20 +105,16 @@ def make_repo(root: Path, chapters=("ch01_house_price",)) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def scaffolded(tmp_path_factory):
-    require_solutions("ch01_house_price")
-    root = make_repo(tmp_path_factory.mktemp("repo"))
-    # scaffold(), not main(): a ScaffoldError then fails the tests that use this fixture with its own message
-    # (main() turns it into SystemExit, which pytest cannot keep for a module-scoped fixture).
-    new_chapter.scaffold("ch06_houses", "ch01_house_price", root)
-    new_chapter.scaffold("ch07_tiny", "ch00_tiny", root)
-    return root
+@pytest.fixture
+def scaffolded():
+    """A temporary repository with ch06_houses (a copy of chapter 1) and ch07_tiny (of the tiny fake chapter),
+    made by the background job below, which also runs their template tests."""
+    return jobs.result(template_test_runs)["root"]
 
 
 def test_copy_rewrites_module_paths_and_names(scaffolded):
     copy = scaffolded / "chapters" / "ch06_houses"
-    assert sorted(p.name for p in copy.iterdir()) == sorted(
+    assert sorted(p.name for p in copy.iterdir() if p.name != "__pycache__") == sorted(
         ["README.md", "__init__.py", "__main__.py", "notebook.ipynb", "notebook.py", "numpy_from_scratch.py",
          "predict.py", "split_check.py", "train.py"])
     assert notebooks.pair_problem(copy / "notebook.py") is None  # the notebook's .ipynb rebuilt from the renamed text
@@ -146,52 +146,77 @@ def test_template_tests_record_what_the_source_model_measures(scaffolded):
     assert "TRAINABLE_PARAMETERS" not in tiny  # a model that is not a paddle Layer: no shape or count tests
 
 
-def run_tests_in_process(root: Path, tmp_path: Path, target: str = "tests",
-                         chapters=("ch06_houses", "ch07_tiny")) -> dict:
-    """Run root/target with pytest in this process (Paddle is imported already): {test name: outcome}."""
+# The copies' template tests run in a child process (pytest in pytest, and Paddle training), as a background job
+# while the other tests run (tests/background.py): once as made, once with the copy's model changed.
+jobs = Jobs(lane="grade")
+TEMPLATE_RUNS = r"""
+import shutil, sys
+from pathlib import Path
+import pytest
+
+from common.grading import new_chapter
+
+root, ini, report = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+new_chapter.scaffold("ch06_houses", "ch01_house_price", root)  # it runs the copies: in this process too
+new_chapter.scaffold("ch07_tiny", "ch00_tiny", root)
+
+
+def run(target, name):
+    for module in [m for m in sys.modules if m.split(".")[0] == "chapters" or m.startswith("test_ch0")]:
+        del sys.modules[module]
+    pytest.main([str(root / target), "-q", "-p", "no:cacheprovider", "-c", ini, "--rootdir", str(root),
+                 "--confcutdir", str(root / "tests"), "--junitxml", f"{report}-{name}.xml"])
+
+
+run("tests", "as-made")
+# A hidden layer (13*4+4 + 4+1 = 61 parameters); the .pyc goes too (same second: it could look current).
+train = root / "chapters" / "ch06_houses" / "train.py"
+original = train.read_text()
+train.write_text(original.replace(
+    "paddle.nn.Linear(n_features, 1)", "paddle.nn.Sequential(paddle.nn.Linear(n_features, 4), paddle.nn.Linear(4, 1))"))
+shutil.rmtree(train.parent / "__pycache__", ignore_errors=True)
+run("tests/test_ch06_houses.py", "changed")
+train.write_text(original)  # the copy as made, for the other tests
+shutil.rmtree(train.parent / "__pycache__", ignore_errors=True)
+"""
+
+
+def junit_outcomes(report: Path) -> dict[str, str]:
     outcomes = {}
-
-    class Record:
-        def pytest_runtest_logreport(self, report):
-            if report.when == "call" or report.outcome != "passed":
-                outcomes[report.nodeid.split("::")[-1]] = report.outcome
-
-    ini = tmp_path / "pytest.ini"
-    ini.write_text("[pytest]\nmarkers =\n    points(n): points\n")
-    saved_path, saved_modules = list(sys.path), set(sys.modules)
-    try:
-        with new_chapter.importable(root, chapters[0]), new_chapter.importable(root, chapters[-1]):
-            pytest.main([str(root / target), "-q", "-p", "no:cacheprovider", "-c", str(ini), "--rootdir", str(root),
-                         "--confcutdir", str(root / "tests"), "--basetemp", str(tmp_path / "inner")],
-                        plugins=[Record()])
-    finally:
-        sys.path[:] = saved_path
-        for name in set(sys.modules) - saved_modules:
-            if name.startswith("test_ch0"):
-                del sys.modules[name]
+    for case in ET.parse(report).getroot().iter("testcase"):
+        bad = [child.tag for child in case if child.tag in ("failure", "error", "skipped")]
+        outcomes[case.get("name")] = {"failure": "failed", "error": "failed", "skipped": "skipped"}.get(
+            bad[0] if bad else "", "passed")
     return outcomes
 
 
-def test_template_tests_pass_immediately(scaffolded, tmp_path):
-    outcomes = run_tests_in_process(scaffolded, tmp_path)
+@jobs.job("scaffolded", "test_template_tests_pass_immediately", "test_template_tests_fail_when_the_model_changes")
+def template_test_runs(folder: Path) -> dict:
+    require_solutions("ch01_house_price")
+    root = make_repo(folder / "repo")
+    ini = folder / "pytest.ini"
+    ini.write_text("[pytest]\nmarkers =\n    points(n): points\n")
+    env = dict(os.environ, COURSE_DATA_DIR=str(folder / "data-cache"), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
+               PYTHONPATH=os.pathsep.join([str(root), str(REPO)]))  # the copies, then this checkout's common/
+    done = subprocess.run([sys.executable, "-c", TEMPLATE_RUNS, str(root), str(ini), str(folder / "junit")], cwd=root,
+                          env=env, capture_output=True, text=True, timeout=300)
+    runs = {name: folder / f"junit-{name}.xml" for name in ("as-made", "changed")}
+    missing = [str(p) for p in runs.values() if not p.is_file()]
+    assert not missing, f"no report {missing}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return {"root": root, **{name: junit_outcomes(report) for name, report in runs.items()}}
+
+
+def test_template_tests_pass_immediately():
+    outcomes = jobs.result(template_test_runs)["as-made"]
     assert set(outcomes) == {"test_exposes_the_five_steps", "test_runs_end_to_end_on_tiny_data",
                              "test_model_output_shape", "test_parameters_layer_by_layer",
                              "test_trainable_parameter_count"}
     assert set(outcomes.values()) == {"passed"}
 
 
-def test_template_tests_fail_when_the_model_changes(scaffolded, tmp_path):
-    # The measured layers are a real check: a hidden layer (13*4+4 + 4+1 = 61 parameters) fails them, and only them.
-    train = scaffolded / "chapters" / "ch06_houses" / "train.py"
-    original = train.read_text()
-    train.write_text(original.replace("paddle.nn.Linear(n_features, 1)",
-                                      "paddle.nn.Sequential(paddle.nn.Linear(n_features, 4), paddle.nn.Linear(4, 1))"))
-    shutil.rmtree(train.parent / "__pycache__", ignore_errors=True)  # same size, same second: a stale .pyc
-    try:
-        outcomes = run_tests_in_process(scaffolded, tmp_path, "tests/test_ch06_houses.py")
-    finally:
-        train.write_text(original)
-        shutil.rmtree(train.parent / "__pycache__", ignore_errors=True)
+def test_template_tests_fail_when_the_model_changes():
+    # The measured layers are a real check: a hidden layer fails them, and only them.
+    outcomes = jobs.result(template_test_runs)["changed"]
     assert outcomes == {"test_exposes_the_five_steps": "passed", "test_runs_end_to_end_on_tiny_data": "passed",
                         "test_model_output_shape": "passed", "test_parameters_layer_by_layer": "failed",
                         "test_trainable_parameter_count": "failed"}
@@ -238,6 +263,8 @@ def shapes_copy(tmp_path_factory):
     new_chapter.scaffold("ch08_shapes", "ch02_mnist", root, data=photos)  # template tests on the photos
     train = root / "chapters" / "ch08_shapes" / "train.py"
     train.write_text(train.read_text().replace("IMAGE_SIZE = 28", "IMAGE_SIZE = 16"))  # the adaptation
+    # The scaffold ran the copy, so Python may hold its .pyc: same size, same second, so it would look current.
+    shutil.rmtree(train.parent / "__pycache__", ignore_errors=True)
     return root, photos, base
 
 
@@ -260,7 +287,7 @@ def test_story_images_train_export_and_predict_by_class_name(shapes_copy, tmp_pa
         assert str(train.parse_args([]).out).startswith(str(Path("runs") / "ch08_shapes"))
         out = tmp_path / "run"
         metrics = train.main(["--data", str(photos), "--epochs", "1", "--batch-size", "8", "--device", "cpu",
-                              "--out", str(out)])
+                              "--no-figures", "--out", str(out)])
         saved = json.loads((out / "metrics.json").read_text())
         assert saved["class_names"] == ["circle", "square", "triangle"] == metrics["class_names"]
         assert saved["input"]["size"] == 16 and saved["input"]["channels"] == 3

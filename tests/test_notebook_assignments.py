@@ -3,7 +3,7 @@
 A small fake course (plain Python, no Paddle, so the grader's child process is quick) is exported with notebooks;
 one submission then holds, per chapter, the notebook filled in with the reference, the notebook untouched, and
 notebooks damaged in the ways students damage them (a cell deleted, a cell turned into Markdown, a file that is not
-JSON). It is graded once, with the instructor's tests. The real chapters' files are checked for the round trip.
+JSON). It is graded once, with the instructor's tests, in a background job (tests/background.py). The real chapters' files are checked for the round trip.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import nbformat
 import pytest
 
 from common.grading import assign, grade, notebooks
+from tests.background import Jobs
 
 GRADED = False  # course tooling, not an exercise (see common/grading/grade.py)
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,9 +88,11 @@ def cell_by_kind(nb, kind: str):
     return next(c for c in nb.cells if c.metadata.get("course", {}).get("kind") == kind)
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("nb-course")
+jobs = Jobs(lane="grade")  # the grader run is a background job (tests/background.py)
+
+
+@jobs.job("graded")  # every test that uses the fixture below
+def graded_notebooks(tmp: Path):
     repo, student, upload = tmp / "instructor", tmp / "student", tmp / "upload"
     write(repo / "chapters" / "__init__.py", "")
     for case in CASES:
@@ -130,6 +133,11 @@ def graded(tmp_path_factory):
             nbformat.write(nb, target)
     graded_tests, notes = grade.grade(upload, tests_dir=repo / "tests", starter=student, timeout=20)
     return report, graded_tests, notes, student
+
+
+@pytest.fixture
+def graded():
+    return jobs.result(graded_notebooks)
 
 
 def scores(graded_tests, case: str) -> dict:

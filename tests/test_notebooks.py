@@ -8,86 +8,68 @@ a temporary folder, with the small sizes its own parameters cell gives in its `t
 A kernel and `import paddle` take about 2 s, more than most notebooks need at their test size, so the notebooks run
 one after another in one kernel that is put back to a fresh state before each (common.grading.notebooks.Kernel says
 what is reset; COURSE_FRESH_KERNELS=1 gives each notebook a new kernel instead). They do not wait their turn: when
-collection ends, tests/conftest.py calls `start_background_work`, and one background thread runs the chosen
-notebooks while the rest of the suite runs on the other core; each test here waits for its own notebook. (Run
-alone, a test runs its notebook itself.)
+collection ends, the chosen notebooks start in a background lane of their own (tests/background.py) while the rest
+of the suite runs on the other core; each test here waits for its own notebook. (Run alone, a test runs its
+notebook itself.)
 """
 from __future__ import annotations
 
-import concurrent.futures
+import ast
+import functools
 import os
-import queue
-import shutil
-import tempfile
-import threading
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from common.grading import notebooks
+from tests.background import Jobs
+from tests.notebook_kernel import kernel
 
 GRADED = False  # course tooling, not an exercise (see common/grading/grade.py)
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = {py.parent.name: py for py in notebooks.chapter_notebooks(ROOT)}
-CELL_TIMEOUT = 120  # seconds for one cell at the test size; a hung cell fails instead of hanging the suite
-WAIT = 600  # seconds a test waits for its notebook (they run one after another)
-
-# Run first in every kernel: the same rule as tests/conftest.py, so a notebook that reaches for the internet fails.
-OFFLINE_PRELUDE = '''
-import ipaddress as _ipaddress, socket as _socket
-_real_getaddrinfo = _socket.getaddrinfo
-def _loopback_only(host, *args, **kwargs):
-    try:
-        ok = host == "localhost" or _ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        ok = False
-    if not ok:
-        raise OSError(f"tests must not use the network (look-up of {host!r})")
-    return _real_getaddrinfo(host, *args, **kwargs)
-_socket.getaddrinfo = _loopback_only
-'''.strip()
 
 FAILING = ["x = 1", "def f():\n    return 1 / 0\n\nf()", "print('never reached')"]
 
 
-# ---- the jobs: each runs one notebook in its own kernel and sums up what happened ----
+# ---- the jobs: the notebooks, one after another in one kernel (tests/background.py) ----
+
+jobs = Jobs(lane="notebooks")
+
 
 def _files(folder: Path) -> set[str]:
     return {p.relative_to(folder).as_posix() for p in folder.rglob("*")
             if p.is_file() and "__pycache__" not in p.parts and ".ipynb_checkpoints" not in p.parts}
 
 
-def new_kernel() -> notebooks.Kernel:
-    return notebooks.Kernel(root=ROOT, timeout=CELL_TIMEOUT, prelude=OFFLINE_PRELUDE,
-                            fresh=os.environ.get("COURSE_FRESH_KERNELS") == "1")
-
-
-def run_chapter_notebook(kernel: notebooks.Kernel, chapter: str) -> dict:
+def run_chapter_notebook(chapter: str, folder: Path) -> dict:
     """Execute the chapter's committed .ipynb at its test size; what it produced, for the test to check."""
     ipynb = NOTEBOOKS[chapter].with_suffix(".ipynb")
     nb = nbformat.read(ipynb, as_version=4)
     cell = next(c for c in nb.cells if notebooks.PARAMETERS_TAG in c.metadata.get("tags", []))
-    tmp = Path(tempfile.mkdtemp(prefix=f"course-{chapter}-"))
-    try:
-        parameters = dict(cell.metadata.get("test_parameters", {}), OUT=str(tmp / "out"))
-        before = _files(ipynb.parent)
-        env = {"COURSE_DATA_DIR": str(tmp / "data-cache")}
-        executed = kernel.run(notebooks.with_parameters(nb, parameters), cwd=ipynb.parent, env=env)
-        return {"notebook": executed, "written": sorted(_files(tmp / "out")) if (tmp / "out").is_dir() else [],
-                "new_in_chapter": sorted(_files(ipynb.parent) - before)}
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    parameters = dict(cell.metadata.get("test_parameters", {}), OUT=str(folder / "out"))
+    before = _files(ipynb.parent)
+    env = {"COURSE_DATA_DIR": str(folder / "data-cache")}
+    executed = kernel().run(notebooks.with_parameters(nb, parameters), cwd=ipynb.parent, env=env)
+    return {"notebook": executed, "written": sorted(_files(folder / "out")) if (folder / "out").is_dir() else [],
+            "new_in_chapter": sorted(_files(ipynb.parent) - before)}
 
 
-def run_failing_notebook(kernel: notebooks.Kernel) -> str:
+for _chapter in NOTEBOOKS:
+    jobs.add(f"notebook:{_chapter}", functools.partial(run_chapter_notebook, _chapter),
+             f"test_notebook_runs_top_to_bottom[{_chapter}]",
+             *(["test_progress_bars_in_a_notebook_are_tqdm_widgets"] if _chapter == "ch02_mnist" else []))
+
+
+@jobs.job("test_a_failing_cell_is_reported_with_its_source_and_error")
+def failing_notebook(folder: Path) -> str:
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in FAILING])
     nb.cells.insert(0, nbformat.v4.new_code_cell("N = 0", metadata={"tags": ["parameters"]}))
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            kernel.run(notebooks.with_parameters(nb, {"N": 1}), cwd=Path(tmp))
-        except notebooks.CellFailed as e:
-            return str(e)
+    try:
+        kernel().run(notebooks.with_parameters(nb, {"N": 1}), cwd=folder)
+    except notebooks.CellFailed as e:
+        return str(e)
     return "(no error)"
 
 
@@ -110,68 +92,15 @@ print(repr({{"name": "leaked" in dir(), "path": {str(ROOT)!r} in sys.path, "env"
 """
 
 
-def run_two_notebooks_in_one_kernel(kernel: notebooks.Kernel) -> tuple[str, dict]:
+@jobs.job("test_a_notebook_starts_from_a_fresh_kernel_state_after_another")
+def two_notebooks_in_one_kernel(folder: Path) -> tuple[str, dict]:
     """A notebook that changes what it can, then one that looks: what the second one saw, and where it ran."""
     def notebook(source):
         return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
 
-    with tempfile.TemporaryDirectory() as first, tempfile.TemporaryDirectory() as second:
-        kernel.run(notebook(LEAKING), cwd=ROOT)
-        seen = kernel.run(notebook(LOOKING), cwd=Path(second)).cells[-1].outputs[0]["text"]
-        return str(Path(second).resolve()), eval(seen)  # our own notebook's repr of a dict of literals
-
-
-JOBS = {f"notebook:{chapter}": (run_chapter_notebook, chapter) for chapter in NOTEBOOKS}
-JOBS["failing"] = (run_failing_notebook,)
-JOBS["leak"] = (run_two_notebooks_in_one_kernel,)
-_futures: dict[str, concurrent.futures.Future] = {}
-
-
-def _job_of(item) -> str | None:
-    chapter = getattr(item, "callspec", None) and item.callspec.params.get("chapter")
-    if item.originalname == "test_notebook_runs_top_to_bottom":
-        return f"notebook:{chapter}"
-    if item.originalname == "test_a_failing_cell_is_reported_with_its_source_and_error":
-        return "failing"
-    if item.originalname == "test_a_notebook_starts_from_a_fresh_kernel_state_after_another":
-        return "leak"
-    if item.originalname == "test_progress_bars_in_a_notebook_are_tqdm_widgets":
-        return "notebook:ch02_mnist"
-    return None
-
-
-def start_background_work(items) -> None:
-    """Start the notebooks that the chosen `items` need, one at a time, in a daemon thread (tests/conftest.py)."""
-    if items and items[0].config.option.collectonly:
-        return
-    todo: queue.Queue = queue.Queue()
-    for name in dict.fromkeys(filter(None, map(_job_of, items))):
-        _futures[name] = concurrent.futures.Future()
-        todo.put(name)
-
-    def worker():
-        with new_kernel() as kernel:
-            while not todo.empty():
-                name = todo.get()
-                future = _futures[name]
-                if future.set_running_or_notify_cancel():
-                    fn, *args = JOBS[name]
-                    try:
-                        future.set_result(fn(kernel, *args))
-                    except BaseException as e:  # handed to the test that waits for it
-                        future.set_exception(e)
-
-    # A daemon: an interrupted session does not wait for the notebooks (their kernels stop when this process ends).
-    threading.Thread(target=worker, name="notebooks", daemon=True).start()
-
-
-def result_of(name: str):
-    future = _futures.get(name)
-    if future is None:  # not started in the background (e.g. no conftest hook): run it now
-        fn, *args = JOBS[name]
-        with new_kernel() as kernel:
-            return fn(kernel, *args)
-    return future.result(timeout=WAIT)
+    kernel().run(notebook(LEAKING), cwd=ROOT)
+    seen = kernel().run(notebook(LOOKING), cwd=folder).cells[-1].outputs[0]["text"]
+    return str(folder.resolve()), ast.literal_eval(seen)
 
 
 # ---- the tests ----
@@ -213,7 +142,7 @@ def test_notebook_calls_the_chapters_steps_instead_of_copying_them(chapter):
 
 @pytest.mark.parametrize("chapter", sorted(NOTEBOOKS))
 def test_notebook_runs_top_to_bottom(chapter):
-    run = result_of(f"notebook:{chapter}")
+    run = jobs.result(f"notebook:{chapter}")
     code = [c for c in run["notebook"].cells if c.cell_type == "code"]
     assert all(c.execution_count is not None for c in code), "every code cell ran"
     assert run["written"], "the notebook's save step wrote its files into OUT"
@@ -222,7 +151,7 @@ def test_notebook_runs_top_to_bottom(chapter):
 
 
 def test_a_failing_cell_is_reported_with_its_source_and_error():
-    message = result_of("failing")
+    message = jobs.result(failing_notebook)
     assert message.startswith("cell 3 failed:")  # as Jupyter numbers them: parameters, x = 1, then this one
     assert "return 1 / 0" in message and "ZeroDivisionError: division by zero" in message
     assert "never reached" not in message
@@ -231,7 +160,7 @@ def test_a_failing_cell_is_reported_with_its_source_and_error():
 def test_a_notebook_starts_from_a_fresh_kernel_state_after_another():
     # The notebooks share one kernel (for time); what one notebook changed must not reach the next, so that a
     # notebook relying on another's import, path or setting fails here as it would for a student.
-    second_cwd, seen = result_of("leak")
+    second_cwd, seen = jobs.result(two_notebooks_in_one_kernel)
     assert seen == {"name": False, "path": False, "env": False, "module": False, "linewidth": 1.5, "figures": 0,
                     "cwd": second_cwd}
 
@@ -239,7 +168,7 @@ def test_a_notebook_starts_from_a_fresh_kernel_state_after_another():
 def test_progress_bars_in_a_notebook_are_tqdm_widgets():
     # Chapter 2's training loop shows common.progress bars: in a kernel they are tqdm.notebook widgets, not text
     # (a terminal-only bar would be switched off there, since the kernel's stderr is no terminal).
-    run = result_of("notebook:ch02_mnist")
+    run = jobs.result("notebook:ch02_mnist")
     shown = [o for c in run["notebook"].cells if c.cell_type == "code" for o in c.outputs
              if o.output_type == "display_data"]
     assert any("application/vnd.jupyter.widget-view+json" in o.data for o in shown)

@@ -1174,6 +1174,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"seed set before every test (default: {DEFAULT_SEED})")
     p.add_argument("--user", default=None,
                    help="as root: run student code as this existing user (default: a fresh uid per run)")
+    p.add_argument("--quiet", action="store_true",
+                   help="print nothing (usage errors aside); the results are in --json and the exit status")
     return p
 
 
@@ -1225,19 +1227,22 @@ def main(argv: list[str] | None = None) -> dict:
     except NotASubmission as e:
         text = f"not graded: {e}"
         result = refusal_json(str(e), time.monotonic() - started, settings)
-        print(text, file=sys.stderr)
+        _say(args, text, file=sys.stderr)
     except Exception as e:  # the grader's own failure still leaves a results.json behind
         text = f"grading failed: {type(e).__name__}: {e}"
         result = refusal_json(text, time.monotonic() - started, settings)
         result["extra_data"]["refused"] = False
         result["extra_data"]["grader_error"] = True
-        print(text, file=sys.stderr)
+        _say(args, text, file=sys.stderr)
     write_json(args.json, result)
-    print(text)
-    for note in notes:
-        print(note)
-    print(f"wrote {args.json}")
+    for line in [text, *notes, f"wrote {args.json}"]:
+        _say(args, line)
     return result
+
+
+def _say(args, text: str, file=None) -> None:
+    if not args.quiet:
+        print(text, file=file)
 
 
 def exit_status(result: dict) -> int:

@@ -38,8 +38,10 @@ import logging
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,16 +183,28 @@ class Kernel:
     dies or times out is restarted for the next notebook.
     """
 
-    def __init__(self, *, root: Path, timeout: float = 120, prelude: str = "", fresh: bool = False):
-        self.root, self.timeout, self.prelude, self.fresh = Path(root).resolve(), timeout, prelude, fresh
+    def __init__(self, *, root: Path, timeout: float = 120, prelude: str = "", warm: str = "", fresh: bool = False):
+        """prelude: code run before each notebook; warm: code run once when the kernel starts (e.g. imports that
+        every notebook needs, so that they are paid once)."""
+        self.root, self.timeout, self.prelude, self.warm, self.fresh = Path(root).resolve(), timeout, prelude, warm, fresh
+        self.lock = threading.Lock()
         self.runtime = Path(tempfile.mkdtemp(prefix="course-kernel-"))  # the connection file: not in the user's folders
         self.km = None
+        self.log = None
 
     def __enter__(self) -> "Kernel":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def start(self) -> None:
+        """Start the kernel now, if it is not running (run() starts it when needed)."""
+        with self.lock:
+            if self.km is None or not self.km.is_alive():
+                self.close()
+                self.runtime.mkdir(exist_ok=True)
+                self._start()
 
     def _start(self) -> None:
         from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
@@ -206,8 +220,13 @@ class Kernel:
         quiet.setLevel(logging.ERROR)  # jupyter_client warns about zmq contexts it closes late; nothing to act on
         self.km = KernelManager(kernel_spec_manager=ThisPython(), kernel_name="python3", log=quiet, transport="ipc",
                                 ip=str(self.runtime / "ipc"), connection_file=str(self.runtime / "kernel.json"))
-        self.km.start_kernel(cwd=str(self.root), env=dict(os.environ))
+        # What the kernel's libraries write to its own stdout and stderr (Paddle's C++ log, say) goes to a file,
+        # not into the output of whoever started it; a kernel that dies is reported with the end of that file.
+        self.log = open(self.runtime / "kernel.log", "wb")
+        self.km.start_kernel(cwd=str(self.root), env=dict(os.environ), stdout=self.log, stderr=subprocess.STDOUT)
         self._run_hidden(_KERNEL_SETUP)
+        if self.warm:
+            self._run_hidden(self.warm)
 
     def _run_hidden(self, code: str) -> None:
         client = self.km.client()
@@ -225,22 +244,27 @@ class Kernel:
         if self.km is not None and self.km.has_kernel:
             self.km.shutdown_kernel(now=True)
         self.km = None
+        if getattr(self, "log", None) is not None:
+            self.log.close()
+            self.log = None
         shutil.rmtree(self.runtime, ignore_errors=True)
+
+    def _log_tail(self) -> str:
+        try:
+            return (self.runtime / "kernel.log").read_bytes()[-2000:].decode(errors="replace")
+        except OSError:
+            return ""
 
     def run(self, nb, *, cwd: Path, env: dict | None = None):
         """Run every cell of nb top to bottom; returns the executed notebook. A failing cell raises CellFailed with
         the cell's number, source, and error. `env`: environment variables set for this notebook only."""
         import nbformat
         from nbclient import NotebookClient
-        from nbclient.exceptions import CellExecutionError
+        from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
         if self.fresh:
             self.close()
-            self.runtime.mkdir(exist_ok=True)
-        if self.km is None or not self.km.is_alive():
-            self.close()
-            self.runtime.mkdir(exist_ok=True)
-            self._start()
+        self.start()
         nb = copy.deepcopy(nb)
         fresh = f"__import__('_course_kernel').fresh({str(cwd)!r}, {dict(env or {})!r}, {str(self.root)!r})"
         cell = nbformat.v4.new_code_cell(fresh + "\n" + self.prelude, metadata={"tags": ["prelude"]})
@@ -257,8 +281,12 @@ class Kernel:
             source = failed.source if failed is not None else "(unknown cell)"
             raise CellFailed(f"cell {number} failed:\n{source}\n---\n{e.ename}: {e.evalue}\n{_plain(e.traceback)}") \
                 from None
+        except (CellTimeoutError, DeadKernelError) as e:
+            message = f"{type(e).__name__}: {e}\nthe kernel's own output ends with:\n{self._log_tail()}"
+            self.close()  # the next notebook gets a new kernel
+            raise NotebookError(message) from None
         except BaseException:
-            self.close()  # timed out or died: the next notebook gets a new kernel
+            self.close()
             raise
         finally:
             if client.kc is not None:
@@ -313,7 +341,9 @@ def split_script(source: str, filename: str = "<source>") -> list[Chunk]:
     """
     from common.grading import assign
 
-    tree = ast.parse(source, filename=filename)
+    tree = assign._parse_cached(source, filename)  # shared with the marker scan; never changed
+    if isinstance(tree, SyntaxError):
+        raise SyntaxError(*tree.args)
     lines = source.splitlines(keepends=True)
     regions = assign.find_regions(source, filename)
     inside = {n for r in regions for n in range(r.first + 1, r.last + 1)}  # a chunk may not start in a region

@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -51,6 +52,10 @@ CLONE_NEWNS, MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIV
 _probe_cache: dict[tuple, bool] = {}
 
 
+_uids_taken: set[int] = set()  # by the runs of this process (several may grade at once, in threads)
+_lock = threading.Lock()
+
+
 def _fresh_uid() -> int:
     rng = random.SystemRandom()
     in_use = {p["uid"] for p in _processes().values()}
@@ -59,8 +64,10 @@ def _fresh_uid() -> int:
         try:
             pwd.getpwuid(uid)
         except KeyError:
-            if uid not in in_use:
-                return uid
+            with _lock:
+                if uid not in in_use and uid not in _uids_taken:
+                    _uids_taken.add(uid)  # never handed out twice by this process
+                    return uid
 
 
 def _processes() -> dict[int, dict]:
@@ -312,17 +319,27 @@ def _probe(uid: int, gid: int, namespace: bool, expose) -> bool:
 
 
 class Subreaper:
-    """While grading, orphans of the submission are re-parented to this process, so they can be found and reaped."""
+    """While grading, orphans of the submission are re-parented to this process, so they can be found and reaped.
+
+    The setting belongs to the whole process: with runs in several threads, the first to start sets it and the
+    last to end restores what it was."""
+
+    active = 0
+    previous = None
 
     def __enter__(self):
-        self.previous = None
-        if _libc is not None and sys.platform.startswith("linux"):
-            value = ctypes.c_int(0)
-            if _libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(value), 0, 0, 0) == 0:
-                self.previous = value.value
-                _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        with _lock:
+            Subreaper.active += 1
+            if Subreaper.active == 1 and _libc is not None and sys.platform.startswith("linux"):
+                value = ctypes.c_int(0)
+                if _libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(value), 0, 0, 0) == 0:
+                    Subreaper.previous = value.value
+                    _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         return self
 
     def __exit__(self, *exc):
-        if self.previous is not None:
-            _libc.prctl(PR_SET_CHILD_SUBREAPER, self.previous, 0, 0, 0)
+        with _lock:
+            Subreaper.active -= 1
+            if Subreaper.active == 0 and Subreaper.previous is not None:
+                _libc.prctl(PR_SET_CHILD_SUBREAPER, Subreaper.previous, 0, 0, 0)
+                Subreaper.previous = None
