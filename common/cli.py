@@ -90,8 +90,10 @@ def make_parser(
     batch_size: int | None = 32,
     seed: int = 0,
     data_help: str | None = "data file or folder (default: the cache in data/, downloaded if missing)",
+    figures: bool = False,
 ) -> argparse.ArgumentParser:
-    """A parser with the shared options; pass None for a training option the chapter has no use for."""
+    """A parser with the shared options; pass None for a training option the chapter has no use for, and
+    figures=True for a chapter that draws plots (then --no-figures skips them)."""
     p = CourseParser(prog=f"python -m chapters.{name}", description=description, formatter_class=HelpFormatter)
     if epochs is not None:
         p.add_argument("--epochs", type=positive_int, default=epochs, help="passes over the training data")
@@ -108,6 +110,10 @@ def make_parser(
                    help=OFFLINE_NOOP_HELP if data_help is None else
                    "never download: use --data, the cache in data/, or the copy a pip package ships; "
                    "a cached file that does not verify is left in place, never deleted")
+    if figures:
+        p.add_argument("--figures", action=argparse.BooleanOptionalAction, default=True,
+                       help="draw the plots (PNG files in --out); --no-figures saves the models and numbers only, "
+                            "about 0.1 s faster a plot (a server, a benchmark loop, a test)")
     p.add_argument("--debug", action="store_true", help="show the full traceback of an unexpected error")
     return p
 

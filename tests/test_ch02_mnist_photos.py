@@ -40,12 +40,10 @@ def straight_photos(digits):
     return out
 
 
-@pytest.fixture(scope="module")
-def mlp_run(tmp_path_factory):
-    """An MLP trained for one epoch on the offline subset (about 89% validation accuracy), exported."""
-    out = tmp_path_factory.mktemp("photos_mlp")
-    ch02.main(["--offline", "--model", "mlp", "--epochs", "1", "--augment", "0", "--device", "cpu", "--out", str(out)])
-    return out
+@pytest.fixture
+def mlp_run(mnist_mlp_run):
+    """An MLP trained for 2 epochs on the offline subset, exported (tests/conftest.py: one run for chapter 2)."""
+    return mnist_mlp_run
 
 
 def grey(photo):

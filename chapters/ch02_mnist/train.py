@@ -329,16 +329,21 @@ def save(cfg, model: paddle.nn.Layer, history: dict) -> dict:
     inference = export_inference_model(
         model, cfg.out / INFERENCE_DIR, name=INFERENCE_NAME,
         input_spec=[paddle.static.InputSpec(shape=shape, dtype="float32", name="image")])
-    loss_plot = plot_curves({"train": history["train_loss"], "validation": history["val_loss"]},
-                            cfg.out / "loss.png", title=f"MNIST {cfg.model}: cross-entropy", ylabel="loss")
-    acc_plot = plot_curves({"train": history["train_accuracy"], "validation": history["val_accuracy"]},
-                           cfg.out / "accuracy.png", title=f"MNIST {cfg.model}: accuracy", ylabel="accuracy")
-    return {"weights": weights, "inference": inference, "loss_plot": loss_plot, "accuracy_plot": acc_plot}
+    paths = {"weights": weights, "inference": inference, "loss_plot": None, "accuracy_plot": None}
+    if getattr(cfg, "figures", True):
+        paths["loss_plot"] = plot_curves({"train": history["train_loss"], "validation": history["val_loss"]},
+                                         cfg.out / "loss.png", title=f"MNIST {cfg.model}: cross-entropy",
+                                         ylabel="loss")
+        paths["accuracy_plot"] = plot_curves({"train": history["train_accuracy"],
+                                              "validation": history["val_accuracy"]},
+                                             cfg.out / "accuracy.png", title=f"MNIST {cfg.model}: accuracy",
+                                             ylabel="accuracy")
+    return paths
 
 
 def build_parser():
     parser = make_parser(NAME, "MNIST handwritten digits: softmax regression, MLP and LeNet with Paddle.",
-                         epochs=EPOCHS, lr=None, batch_size=BATCH_SIZE,
+                         epochs=EPOCHS, lr=None, batch_size=BATCH_SIZE, figures=True,
                          data_help="folder with the four MNIST .gz IDX files, or your own images: a folder "
                                    "with one subfolder per class (my_photos/cat/*.jpg, my_photos/dog/*.jpg ...), "
                                    f"resized to {IMAGE_SIZE}x{IMAGE_SIZE}, grey or RGB as the images are, 20%% "
@@ -460,8 +465,9 @@ def main(argv: list[str] | None = None) -> dict:
              metrics["val_accuracy"])
         print(f"{held_out[0]} accuracy {held_out[1]:.4f} after {metrics['epochs']} epochs, "
               f"{train_seconds:.1f} s, {metrics['images_per_second']:.0f} training images/s")
-        print(f"wrote {paths['weights']}, {paths['inference']}.*, {paths['loss_plot'].name}, "
-              f"{paths['accuracy_plot'].name}, metrics.json in {cfg.out}")
+        plots = [p.name for p in (paths["loss_plot"], paths["accuracy_plot"]) if p is not None]
+        print(f"wrote {', '.join([str(paths['weights']), str(paths['inference']) + '.*', *plots])}, metrics.json "
+              f"in {cfg.out}")
     return metrics
 
 

@@ -13,8 +13,8 @@ template tests:
     the five steps are exposed | a run end to end on tiny data writes metrics.json | the model's output shape |
     its parameters, layer by layer (name and shape) | its trainable parameter count (the sum of those shapes)
 
-The shapes are measured now, on one tiny run of the copy (`--epochs 1`, `--offline`, `--device cpu` and a
-training subset such as `--train-size 256`, where the chapter has them), and written into the test file the way
+The shapes are measured now, on one tiny run of the copy (`--epochs 1`, `--offline`, `--no-figures`, `--device cpu`
+and a training subset such as `--train-size 256`, where the chapter has them), and written into the test file the way
 a reader counts them: one line per parameter with its shape, and the total as the sum of their products. So they
 pass at once; a changed model (another layer, another width, another number of classes) fails them until the
 test is updated with the new layer list -- which is the point: the change is then a reviewed one.
@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parents[2]
 STEPS = ("load_data", "build_model", "configure", "train", "save", "main")
 TEXT_SUFFIXES = {".py", ".md", ".txt", ".json", ".yaml", ".yml", ".cfg", ".toml"}
 SKIP = {"__pycache__", ".pytest_cache", "README.md"}
-TINY_FLAGS = ("--offline",)  # switches that keep a run local and small, used when the chapter offers them
+TINY_FLAGS = ("--offline", "--no-figures")  # switches that keep a run local and small, when the chapter has them
 TINY_OPTIONS = {"--epochs": "1", "--device": "cpu", "--limit": "256", "--subset": "256", "--max-samples": "256",
                 "--train-size": "256"}
 
