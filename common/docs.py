@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import hashlib
 import os
 import re
@@ -196,12 +197,22 @@ def _module_name(path: Path, root: Path) -> str:
 def _imports(path: Path, root: Path) -> set[str]:
     """Module names that `path` imports (absolute, relative ones resolved), as far as they could be modules."""
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    except (SyntaxError, UnicodeDecodeError):
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
         return set()  # a broken file still counts by its bytes; it just adds no imports
     package = _module_name(path, root)
     if path.name != "__init__.py":
         package = package.rpartition(".")[0]
+    return set(_imports_in(text, str(path), package))
+
+
+@functools.lru_cache(maxsize=1024)
+def _imports_in(text: str, filename: str, package: str) -> frozenset[str]:
+    """`_imports` of one file's text: every block of a README reads the same modules, so each is parsed once."""
+    try:
+        tree = ast.parse(text, filename=filename)
+    except SyntaxError:
+        return frozenset()
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -213,7 +224,7 @@ def _imports(path: Path, root: Path) -> set[str]:
                 base = ".".join([*parent, *([base] if base else [])])
             names.add(base)
             names.update(f"{base}.{a.name}" for a in node.names if a.name != "*")
-    return {n for n in names if n}
+    return frozenset(n for n in names if n)
 
 
 def dependencies(command: str, root: Path = REPO_ROOT) -> list[Path]:

@@ -61,6 +61,8 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
+import functools
 import fnmatch
 import io
 import json
@@ -174,6 +176,13 @@ def _marks(source: str, filename: str):
 
 
 def find_regions(source: str, filename: str = "<source>") -> list[Region]:
+    """The solution regions of `source`, in order (MarkerError for markers that do not pair up)."""
+    return [dataclasses.replace(r) for r in _find_regions(source, filename)]  # copies: callers may change them
+
+
+@functools.lru_cache(maxsize=256)
+def _find_regions(source: str, filename: str) -> tuple[Region, ...]:
+    # An export, a notebook and its answer key read each file several times: each is scanned once.
     tree = _parse(source, filename)
     lines = source.splitlines(keepends=True)
     regions: list[Region] = []
@@ -260,14 +269,23 @@ def find_regions(source: str, filename: str = "<source>") -> list[Region]:
         raise MarkerError(f"{filename}:{prompt_string.line}: the {BEGIN_PROMPT} string has no {END_PROMPT}")
     if open_at is not None:
         raise MarkerError(f"{filename}:{open_at}: {BEGIN} without an {END}")
-    return regions
+    return tuple(regions)
 
 
 def _parse(source: str, filename: str) -> ast.Module:
+    """The parsed source; shared between callers (an export reads each file several times), so never changed."""
+    tree = _parse_cached(source, filename)
+    if isinstance(tree, SyntaxError):
+        raise MarkerError(f"{filename}:{tree.lineno}: not valid Python: {tree.msg}") from None
+    return tree
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_cached(source: str, filename: str):
     try:
         return ast.parse(source, filename=filename)
     except SyntaxError as e:
-        raise MarkerError(f"{filename}:{e.lineno}: not valid Python: {e.msg}") from None
+        return e
 
 
 def _indent(line: str) -> str:
