@@ -47,7 +47,7 @@ if ROOT is None:
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-# %% tags=["parameters"] test_parameters={"EPOCHS": 2, "MAX_SIDE": 64}
+# %% tags=["parameters"] test_parameters={"EPOCHS": 2, "MAX_SIDE": 96}
 IMAGE = None  # a photo of your own (a path), or None for the photo matplotlib ships (nothing is downloaded)
 MAX_SIDE = 640  # a larger photo is shrunk so the examples stay fast
 LEARN = "edge"  # which designed kernel the training step learns: "edge" or "blur"
