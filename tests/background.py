@@ -44,6 +44,7 @@ from pathlib import Path
 WAIT = 600  # seconds a test waits for its job (they run one after another)
 
 _folders: list[Path] = []
+_queued: list[concurrent.futures.Future] = []  # every job handed to a lane
 _at_end: list = []
 
 
@@ -94,6 +95,7 @@ class Jobs:
         for name, tests in self.needed_by.items():
             if name not in self.futures and (chosen is None or chosen & set(tests)):
                 self.futures[name] = future = concurrent.futures.Future()
+                _queued.append(future)
                 _lane(self.lane).put((future, name, self.functions[name]))
 
     def result(self, job):
@@ -148,7 +150,11 @@ def fresh_folder(prefix: str = "course-job-") -> Path:
 
 
 def finish() -> None:
-    """Called by tests/conftest.py when the session ends: the at_end functions, then the jobs' folders removed."""
+    """Called by tests/conftest.py when the session ends: jobs no test waited for (a session stopped early, by -x or
+    Ctrl-C) are dropped, the running ones finish, then the at_end functions, then the jobs' folders are removed."""
+    for future in _queued:
+        future.cancel()  # only those not started yet
+    idle()
     while _at_end:
         _at_end.pop()()
     while _folders:
@@ -174,10 +180,10 @@ def _print(*args, **kwargs):
     return _real_print(*args, **kwargs)
 
 
-def _lane(name: str) -> queue.Queue:
+def _lane(lane: str) -> queue.Queue:
     builtins.print = _print
-    if name not in _lanes:
-        _lanes[name] = todo = queue.Queue()
+    if lane not in _lanes:
+        _lanes[lane] = todo = queue.Queue()
 
         def worker():
             _lane_threads.add(threading.get_ident())
@@ -190,5 +196,5 @@ def _lane(name: str) -> queue.Queue:
                     todo.task_done()
 
         # A daemon: an interrupted session does not wait for its jobs.
-        threading.Thread(target=worker, name=f"background-{name}", daemon=True).start()
-    return _lanes[name]
+        threading.Thread(target=worker, name=f"background-{lane}", daemon=True).start()
+    return _lanes[lane]
