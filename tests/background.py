@@ -195,6 +195,6 @@ def _lane(lane: str) -> queue.Queue:
                 finally:
                     todo.task_done()
 
-        # A daemon: an interrupted session does not wait for its jobs.
+        # A daemon: a session that dies without its sessionfinish (finish() waits for running jobs) is not held up.
         threading.Thread(target=worker, name=f"background-{lane}", daemon=True).start()
     return _lanes[lane]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ast
 import functools
-import os
 from pathlib import Path
 
 import nbformat

@@ -11,8 +11,8 @@ changes nothing in git. The `.ipynb` is committed as well, so a student who down
 any Jupyter (AI Studio, Colab, VS Code) without jupytext. `sync` rebuilds it deterministically (cell ids from
 positions), and the tests fail when a committed `.ipynb` is not what `sync` would write. With jupytext installed,
 Jupyter can also open the `.py` directly; `jupytext --sync` keeps the pair in step from Jupyter's side.
-A notebook's cell tagged `parameters` (papermill's convention) holds its sizes; `execute` inserts a cell after it
-that overrides them, so the tests run every notebook at a small size.
+A notebook's cell tagged `parameters` (papermill's convention) holds its sizes; `with_parameters` inserts a cell
+after it that overrides them, and `Kernel.run` executes it, so the tests run every notebook at a small size.
 
 **Assignment notebooks** (`python -m common.grading.assign export --notebooks`). A chapter file with solution
 regions becomes a notebook too: one code cell per top-level function or class, a text cell for each `# ---- step
@@ -244,7 +244,7 @@ class Kernel:
         if self.km is not None and self.km.has_kernel:
             self.km.shutdown_kernel(now=True)
         self.km = None
-        if getattr(self, "log", None) is not None:
+        if self.log is not None:
             self.log.close()
             self.log = None
         shutil.rmtree(self.runtime, ignore_errors=True)
@@ -292,16 +292,6 @@ class Kernel:
             if client.kc is not None:
                 client.kc.stop_channels()
         return nb
-
-
-def execute(nb, *, cwd: Path, env: dict | None = None, timeout: float = 120, prelude: str = ""):
-    """Run every cell of nb top to bottom in a new ipykernel of this Python; returns the executed notebook.
-
-    `prelude` runs first, as its own cell (the tests use it to refuse network access). A failing cell raises
-    CellFailed with the cell's number, source, and error. To run several notebooks, use one Kernel.
-    """
-    with Kernel(root=Path(cwd), timeout=timeout, prelude=prelude) as kernel:
-        return kernel.run(nb, cwd=cwd, env=env)
 
 
 def _plain(traceback: str) -> str:
