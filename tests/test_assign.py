@@ -352,8 +352,10 @@ def test_student_pytest_tests_the_copy_even_where_the_reference_is_importable():
 @jobs.job("test_export_prints_the_free_points_of_an_untouched_copy")
 def exported_with_free_points(tmp_path: Path) -> subprocess.CompletedProcess:
     repo = make_repo(tmp_path)
+    # From another folder, with --out relative to it (the grader that counts runs elsewhere: it must find the copy).
+    env = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.run([sys.executable, "-m", "common.grading.assign", "--root", str(repo), "export", "--out",
-                           str(tmp_path / "student")], cwd=REPO, capture_output=True, text=True, timeout=300)
+                           "student"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_export_prints_the_free_points_of_an_untouched_copy():

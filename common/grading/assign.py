@@ -615,6 +615,7 @@ def free_points(student: Path) -> dict[str, tuple[float, float]]:
 
     Runs `python -m common.grading.grade` on the copy in a process of its own, the way an instructor would.
     """
+    student = Path(student).resolve()  # the grader runs in the tools' folder, not where `--out` was relative to
     with tempfile.TemporaryDirectory(prefix="course-free-points-") as tmp:
         results = Path(tmp) / "results.json"
         command = [sys.executable, "-m", "common.grading.grade", "--submission", str(student), "--starter",
