@@ -33,10 +33,17 @@ def plot_curves(
     import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    longest = max((len(v) for v in curves.values()), default=0)
+    # A line through one or two points is hardly a line (one epoch draws nothing at all): mark the points too.
+    marks = {"marker": "o", "markersize": 5} if longest <= 2 else {}
     for label, values in curves.items():
-        ax.plot(range(1, len(values) + 1), list(values), label=label)
+        ax.plot(range(1, len(values) + 1), list(values), label=label, **marks)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
-    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # epochs and steps are whole
+    if longest == 1:  # one epoch: the axis shows 1, not 0.5 .. 1.5 in tenths
+        ax.set_xlim(0.5, 1.5)
+        ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator([1]))
+    else:
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # epochs and steps are whole
     for label, y in (hlines or {}).items():
         ax.axhline(y, linestyle="--", color="grey", label=label)
     if logy:
