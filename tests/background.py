@@ -57,7 +57,6 @@ class Jobs:
         self.needed_by: dict[str, list[str]] = {}  # job name -> the tests that need it
         self.functions: dict[str, callable] = {}
         self.futures: dict[str, concurrent.futures.Future] = {}
-        self.last: set[str] = set()  # tests that run after every other, when the lanes have (nearly) finished
 
     def job(self, *tests: str):
         """Declare the decorated function(folder) as a job that `tests` need: test names, a parametrized test's
@@ -72,14 +71,9 @@ class Jobs:
         self.needed_by[name] = list(tests)
         self.functions[name] = fn
 
-    def run_last(self, *tests: str) -> None:
-        """Run `tests` at the very end of the session (with background.idle(), a test that needs no job beside it)."""
-        self.last.update(tests)
-
     def order(self, item) -> int:
-        """0: runs in collection order; 1: after those (it waits for a job); 2: at the very end."""
-        names = _names(item)
-        return 2 if names & self.last else int(self.waits(item))
+        """0: runs in collection order; 1: after those (it waits for a job)."""
+        return int(self.waits(item))
 
     def waits(self, item) -> bool:
         """Whether the test `item` needs one of these jobs."""
@@ -138,7 +132,7 @@ def at_end(fn):
 
 
 def idle() -> None:
-    """Wait until every lane has finished what it was given (a test that must run with no job beside it)."""
+    """Wait until every lane has finished what it was given."""
     for lane in list(_lanes.values()):
         lane.join()
 

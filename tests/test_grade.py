@@ -54,13 +54,15 @@ CORRECT_CODE = {
         """,
     "ch07_stubborn": """
         import signal
+        import time
 
         def spin():
-            # Switches off the grader's timer and swallows everything: only the watchdog can stop this.
+            # Switches off the grader's timer and swallows everything: only the watchdog can stop this. It sleeps
+            # rather than spins (ch06_loop spins): the same to the watchdog, without taking a core from the others.
             signal.setitimer(signal.ITIMER_REAL, 0)
             while True:
                 try:
-                    pass
+                    time.sleep(1)
                 except BaseException:
                     pass
         """,

@@ -14,6 +14,8 @@ import hashlib
 import json
 import os
 import re
+import subprocess
+import sys
 import textwrap
 import threading
 import time
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from common.grading import grade, sandbox
+from common.grading import grade
 from tests import background
 from tests.background import Jobs
 from tests.gradescope_schema import assert_valid
@@ -29,6 +31,7 @@ from tests.gradescope_schema import assert_valid
 GRADED = False  # the course tooling's own tests are not part of a student's grade
 pytestmark = pytest.mark.points(1)
 ROOT = os.geteuid() == 0
+REPO = Path(__file__).resolve().parents[1]
 needs_root = pytest.mark.skipif(not ROOT, reason="without root the child runs as the grader's own user: "
                                 "it can read and write what the grader can (see common/grading/grade.py)")
 REFERENCE_MARK = "REFERENCE-SOLUTION-7f3a"  # appears only in the instructor's chapters/
@@ -123,17 +126,37 @@ class Course:
         return (text.replace("INSTRUCTOR", str(self.instructor)).replace("TRACES", str(self.traces))
                 .replace("RESULTS", str(self.base / "out")))
 
-    def grade(self, submission: Path, *extra: str) -> tuple[dict, Path, float]:
+    def grade(self, submission: Path, *extra: str, without_root: bool = False) -> tuple[dict, Path, float]:
+        """Grade as the instructor does; without_root: as a user without root would (see grade_without_root)."""
         out = self.base / "out" / f"{submission.name}.json"
         out.parent.mkdir(exist_ok=True)
         os.chmod(out.parent, 0o777)  # world-writable: only "nobody is left alive" protects the results
+        argv = ["--submission", str(submission), "--starter", str(self.starter), "--tests",
+                str(self.instructor / "tests"), "--json", str(out), "--timeout", "2", "--quiet", *extra]
         started = time.monotonic()
-        result = grade.main(["--submission", str(submission), "--starter", str(self.starter), "--tests",
-                             str(self.instructor / "tests"), "--json", str(out), "--timeout", "2", "--quiet", *extra])
+        result = grade_without_root(argv) if without_root else grade.main(argv)
         seconds = time.monotonic() - started
         assert json.loads(out.read_text()) == result
         assert_valid(result)
         return result, out, seconds
+
+
+# Without root the grader takes every new descendant of its process for the submission's, so it runs in a process of
+# its own: in this one, the processes of the other background jobs (tests/background.py) are descendants too.
+WITHOUT_ROOT = """
+import sys
+from common.grading import grade, sandbox
+sandbox._running_as_root = lambda: False  # as a user without root
+sys.exit(grade.exit_status(grade.main(sys.argv[1:])))
+"""
+
+
+def grade_without_root(argv: list[str]) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    done = subprocess.run([sys.executable, "-c", WITHOUT_ROOT, *argv], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(Path(argv[argv.index("--json") + 1]).read_text())
 
 
 def chapter_score(result: dict, chapter: str) -> float:
@@ -291,7 +314,7 @@ def graded_reach(folder: Path):
         f"chapters/{HONEST}/__init__.py": "", f"chapters/{HONEST}/model.py": STARTER,
     })
     result, out, seconds = course.grade(sub)
-    return course, (result, out)
+    return course, (result, out), time.monotonic()
 
 
 @pytest.fixture
@@ -336,7 +359,8 @@ def test_hidden_tests_report_pass_or_fail_only(reach):
 def test_no_process_of_the_submission_survives_and_the_results_stay_as_written(course, reach):
     pids = [int(p.name.split("-")[1]) for p in course.traces.glob("pid-*")]
     assert len(pids) >= 51  # the daemon and the 50 children did start (in each child that imported them)
-    time.sleep(0.3)  # the daemon would have rewritten the results by now
+    finished = jobs.result(graded_reach)[2]
+    time.sleep(max(0.0, finished + 0.3 - time.monotonic()))  # the daemon would have rewritten the results by now
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
@@ -406,35 +430,36 @@ def test_modifying_the_harness_fails_every_test(tamper_course, attack):
 
 # ---- time ----
 
-SPIN = '''
+HANG = '''
     import signal
+    import time
 
-    def spin():
+    def hang():
         signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGALRM])  # the per-test timer never fires
-        while True:
+        while True:  # asleep, not spinning: the same to the grader's clocks, and the other tests keep the CPU
             try:
-                pass
+                time.sleep(1)
             except BaseException:
                 pass
 
     def double(xs):
-        spin()
+        hang()
 
     def width():
-        spin()
+        hang()
     '''
 
 
-@jobs.job("test_a_submission_that_blocks_the_timer_and_spins_is_stopped_within_bounded_time")
-def graded_spin(folder: Path):
+@jobs.job("test_a_submission_that_blocks_the_timer_and_hangs_is_stopped_within_bounded_time")
+def graded_hang(folder: Path):
     course = shared_tamper_course()
-    sub = course.submission("spin", {"chapters/ch01_toy/__init__.py": "", "chapters/ch01_toy/model.py": SPIN})
+    sub = course.submission("hang", {"chapters/ch01_toy/__init__.py": "", "chapters/ch01_toy/model.py": HANG})
     return course.grade(sub, "--timeout", "0.1")
 
 
-def test_a_submission_that_blocks_the_timer_and_spins_is_stopped_within_bounded_time(tamper_course):
+def test_a_submission_that_blocks_the_timer_and_hangs_is_stopped_within_bounded_time(tamper_course):
     tests = tamper_course.instructor / "tests" / "test_ch01_toy.py"
-    result, _, seconds = jobs.result(graded_spin)
+    result, _, seconds = jobs.result(graded_hang)
     by_name = {t["name"].split("::")[1]: t for t in result["tests"]}
     assert result["score"] == 0
     assert "timed out (killed by the grader's watchdog)" in by_name["test_double"]["output"]
@@ -446,14 +471,14 @@ def test_a_submission_that_blocks_the_timer_and_spins_is_stopped_within_bounded_
 
 
 @jobs.job("test_the_time_limit_bounds_the_whole_submission")
-def graded_spin_forever(folder: Path):
+def graded_hang_forever(folder: Path):
     course = shared_tamper_course()
-    sub = course.submission("spin-forever", {"chapters/ch01_toy/__init__.py": "", "chapters/ch01_toy/model.py": SPIN})
+    sub = course.submission("hang-forever", {"chapters/ch01_toy/__init__.py": "", "chapters/ch01_toy/model.py": HANG})
     return course.grade(sub, "--timeout", "0", "--time-limit", "0.6")
 
 
 def test_the_time_limit_bounds_the_whole_submission():
-    result, _, seconds = jobs.result(graded_spin_forever)
+    result, _, seconds = jobs.result(graded_hang_forever)
     assert result["score"] == 0 and result["extra_data"]["time_limit_s"] == 0.6
     assert "time limit" in result["output"] and seconds < 10
 
@@ -507,22 +532,20 @@ def test_as_root_student_code_runs_as_a_fresh_uid_in_a_mount_namespace(reach):
     assert "student code ran as uid" in reach[0]["output"] and "mount namespace" in reach[0]["output"]
 
 
+@jobs.job("test_without_root_the_processes_of_the_submission_are_still_killed")
+def graded_daemons_without_root(folder: Path):
+    course = shared_tamper_course()
+    sub = course.submission("daemons", {"chapters/ch01_toy/__init__.py": "", "chapters/ch01_toy/model.py": DAEMONS})
+    return (*course.grade(sub, without_root=True), time.monotonic())
 
-jobs.run_last("test_without_root_the_processes_of_the_submission_are_still_killed")
 
-
-def test_without_root_the_processes_of_the_submission_are_still_killed(tamper_course, monkeypatch):
+def test_without_root_the_processes_of_the_submission_are_still_killed(tamper_course):
     """The grader's own uid for the child (no separate user, no mount namespace): the subreaper and the sweep of
     the grader's descendants must still leave no process alive before the results are written."""
-    background.idle()  # without root every new descendant of this process is the submission's: no job beside it
-    monkeypatch.setattr(sandbox, "_running_as_root", lambda: False)
-    course = tamper_course
-    sub = course.submission("daemons", {"chapters/ch01_toy/__init__.py": "",
-                                        "chapters/ch01_toy/model.py": DAEMONS})
-    result, out, _ = course.grade(sub)
-    pids = [int(p.name.split("-")[1]) for p in course.traces.glob("pid-*")]
+    result, out, _, finished = jobs.result(graded_daemons_without_root)
+    pids = [int(p.name.split("-")[1]) for p in tamper_course.traces.glob("pid-*")]
     assert len(pids) >= 51 and result["score"] == 1
-    time.sleep(0.3)
+    time.sleep(max(0.0, finished + 0.3 - time.monotonic()))  # the daemon would have rewritten the results by now
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
