@@ -25,11 +25,16 @@ from common.inspector import inspect_model
 TOLERANCE = 0.01
 
 
-def compare(name: str) -> dict:
-    """Inspect one model at its default input; its figures beside the published ones."""
-    start = time.perf_counter()
+def inspect_published(name: str):
+    """The classic model `name` inspected at its default input (batch 1), where its figures were published."""
     model = build_model_spec(name, {n: build for n, (build, _) in MODELS.items()})
-    report = inspect_model(model, default_input(name), name=name)
+    return inspect_model(model, default_input(name), name=name)
+
+
+def compare(name: str, report=None) -> dict:
+    """One model's figures beside the published ones. report: its inspect_published(name), if already made."""
+    start = time.perf_counter()
+    report = report if report is not None else inspect_published(name)
     t = report.totals
     diff = t["macs"] / (PUBLISHED_GMACS[name] * 1e9) - 1
     params_ok = PUBLISHED_PARAMS.get(name, t["trainable_params"]) == t["trainable_params"]
