@@ -836,7 +836,8 @@ def _start_reference(child: Child, tests_dir: Path, graded_files: list[Path]):
     """The graded tests as the instructor's repository collects them: a Round when this process collected the same
     contents before (grading many submissions in one process collects once), else a started collection."""
     repo = tests_dir.parent
-    h = hashlib.sha256(repr((str(tests_dir), [str(p) for p in graded_files], child.timeout, child.seed)).encode())
+    # Not the timeout: a collection that timed out collected nothing, and only one that collected tests is kept.
+    h = hashlib.sha256(repr((str(tests_dir), [str(p) for p in graded_files], child.seed)).encode())
     for folder in (tests_dir, repo / "chapters"):
         for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
             if path.is_file() and "__pycache__" not in path.parts:
