@@ -1,6 +1,7 @@
 """Shared fixtures: every test starts from the same seeds, with an empty data cache, and no network."""
 import gc
 import ipaddress
+import itertools
 import os
 import random
 import socket
@@ -41,10 +42,20 @@ def seeded():
     yield
 
 
+_data_caches_made = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def data_caches(tmp_path_factory):
+    return tmp_path_factory.mktemp("data-caches")
+
+
 @pytest.fixture(autouse=True)
-def isolated_data_dir(tmp_path, monkeypatch):
-    """Point the download cache at an empty folder so tests never read or write the user's data/."""
-    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "data-cache"))
+def isolated_data_dir(data_caches, monkeypatch):
+    """Point the download cache at an empty folder of the test's own, so that tests never read or write the user's
+    data/, nor each other's. The folder is made when something is written there: most tests download nothing, and
+    a tmp_path for each would cost a folder and a symbolic link."""
+    monkeypatch.setenv("COURSE_DATA_DIR", str(data_caches / str(next(_data_caches_made))))
 
 
 @pytest.fixture(scope="session")
