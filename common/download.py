@@ -9,8 +9,10 @@ should be) is a DataError, so the data loaders fall back to their offline copies
 """
 from __future__ import annotations
 
+import functools
 import http.client
 import os
+import ssl
 import sys
 import time
 import urllib.error
@@ -29,6 +31,12 @@ class DataError(RuntimeError):
 
 class ChecksumError(DataError):
     pass
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context for every download of the process: making one reads all of the system's certificates."""
+    return ssl.create_default_context()
 
 
 def data_dir() -> Path:
@@ -78,7 +86,8 @@ def download(url: str, dest: str | os.PathLike, md5: str, *, timeout: float = TI
     try:
         with atomic_path(dest) as tmp:
             try:
-                with urllib.request.urlopen(url, timeout=min(timeout, deadline)) as response, open(tmp, "wb") as f:
+                opened = urllib.request.urlopen(url, timeout=min(timeout, deadline), context=_tls_context())
+                with opened as response, open(tmp, "wb") as f:
                     _copy_with_limits(response, f, url, deadline, min_rate, grace)
             except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
                 # URLError covers HTTP errors such as 404, HTTPException a connection cut short, OSError timeouts.

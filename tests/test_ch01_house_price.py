@@ -122,9 +122,9 @@ def test_least_squares_solves_the_normal_equations(data):
 
 @pytest.fixture(scope="module")
 def paddle_run(tmp_path_factory):
-    """One short run of the Paddle chapter end to end: 30 epochs, ~1 s."""
+    """One short run of the Paddle chapter end to end: 30 epochs, ~0.5 s (no plot: the numpy test draws its own)."""
     out = tmp_path_factory.mktemp("ch01")
-    metrics = pdv.main(["--offline", "--epochs", "30", "--out", str(out), "--device", "cpu"])
+    metrics = pdv.main(["--offline", "--epochs", "30", "--out", str(out), "--device", "cpu", "--no-figures"])
     return out, metrics
 
 
@@ -135,6 +135,7 @@ def test_paddle_training_reaches_the_least_squares_optimum(paddle_run):
     # Least squares minimises the training MSE, so SGD can only approach it from above.
     assert 1.0 <= metrics["train_mse_ratio"] < 1.03
     assert json.loads((out / "metrics.json").read_text())["train_mse"] == pytest.approx(metrics["train_mse"])
+    assert not (out / "loss.png").exists()  # --no-figures
 
 
 @pytest.mark.points(3)
@@ -201,3 +202,4 @@ def test_split_check_repeats_the_numpy_chapter_on_its_ordered_split_and_writes_i
     assert len(checked["shuffled_ratios"]) == 2
     saved = json.loads((tmp_path / "check" / "metrics.json").read_text())
     assert saved["ordered_ratio"] == checked["ordered_ratio"] and saved["data_source"] == checked["data_source"]
+    assert (tmp_path / "numpy" / "numpy_loss.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")  # a real PNG

@@ -605,7 +605,7 @@ def test_ch04_trains_on_an_idx_folder_of_160_images(idx_dir, monkeypatch, tmp_pa
     tracer = WriteTracer(monkeypatch)
     folder = tmp_path / "ch04"
     metrics = ch04.main(["--data", str(idx_dir), "--out", str(folder), "--epochs", "1", "--train-size", "64",
-                         "--batch-size", "32", "--device", "cpu"])
+                         "--batch-size", "32", "--device", "cpu", "--no-figures"])
     assert metrics["train_images"] == 64 and metrics["val_images"] == 32  # a fifth of the 160 held out
     assert (folder / "metrics.json").is_file() and (folder / "models" / "bn.pdparams").is_file()
     assert tracer.direct_writes(folder) == []

@@ -141,7 +141,7 @@ def test_template_tests_record_what_the_source_model_measures(scaffolded):
     # Chapter 1's model is Linear(13, 1): 13 weights + 1 bias, batches of 10 rows of 13 features.
     assert "TRAINABLE_PARAMETERS = 14  # = 13 + 1\n" in text and "OUTPUT_SHAPE = [10, 1]\n" in text
     assert "    'fc.weight': [13, 1],\n    'fc.bias': [1],\n" in text
-    assert "TINY_ARGS = ['--offline', '--epochs', '1', '--device', 'cpu']" in text
+    assert "TINY_ARGS = ['--offline', '--no-figures', '--epochs', '1', '--device', 'cpu']" in text
     tiny = (scaffolded / "tests" / "test_ch07_tiny.py").read_text()
     assert "TRAINABLE_PARAMETERS" not in tiny  # a model that is not a paddle Layer: no shape or count tests
 
@@ -331,7 +331,7 @@ def test_story_table_train_and_predict(scaffolded, tmp_path):
         predict = importlib.import_module("chapters.ch06_houses.predict")
         out = tmp_path / "run"
         metrics = train.main(["--data", str(csv), "--target", "price", "--epochs", "30", "--lr", "0.05",
-                              "--device", "cpu", "--out", str(out)])
+                              "--device", "cpu", "--no-figures", "--out", str(out)])
         assert metrics["features"] == ["size_m2", "rooms", "age_years", "distance_km", "floor"]
         assert metrics["train_mse_ratio"] < 1.1  # near the least-squares optimum on a linear table
         rows = ["100,3,20,5,4", "40,1,70,25,0"]

@@ -201,13 +201,16 @@ def train(cfg, model: LinearRegression, data: dict, training: dict) -> dict:
 
 # ---- 5. Save 保存模型 ----
 def save(cfg, model: LinearRegression, data: dict, history: dict, optimal_train_mse: float) -> dict:
-    """Write the weights with the normalisation statistics and the loss curves beside the optimum."""
+    """Write the weights with the normalisation statistics and (unless --no-figures) the loss curves beside the
+    optimum."""
     weights = cfg.out / "numpy_model.npz"
     stats = data["stats"]
     with atomic_path(weights) as tmp, open(tmp, "wb") as f:  # a file object: np.savez would add .npz to a name
         np.savez(f, w=model.w, b=model.b, shift=stats["shift"], scale=stats["scale"], method=stats["method"])
     # One unit on the x axis: an epoch, one pass over the training data. Full-batch GD takes one step per pass,
     # mini-batch SGD one step per batch, so the plot compares them at the same amount of computation.
+    if not cfg.figures:
+        return {"weights": weights, "plot": None}
     steps_per_epoch = math.ceil(len(data["train_x"]) / cfg.batch_size)
     plot = plot_curves(
         {"full-batch GD (1 step per epoch)": history["full_batch_loss"],
@@ -253,7 +256,7 @@ def print_evaluation(metrics: dict) -> None:
 
 
 def build_parser(name: str, description: str):
-    parser = make_parser(name, description, epochs=EPOCHS, lr=LR, batch_size=BATCH_SIZE,
+    parser = make_parser(name, description, epochs=EPOCHS, lr=LR, batch_size=BATCH_SIZE, figures=True,
                          data_help="a housing.data file (default: the md5-verified data/housing.data, "
                                    "downloaded if missing, else mlxtend's offline copy), "
                                    "or your own CSV file with a header row (see --target)")
@@ -290,7 +293,8 @@ def main(argv: list[str] | None = None) -> dict:
     paths = save(cfg, model, data, history, metrics["optimal_train_mse"])
     print(f"data: {data['source']}")
     print_evaluation(metrics)
-    print(f"wrote {paths['weights']}, {paths['plot']}, {write_metrics(cfg.out, {**metrics, **history})}")
+    written = [paths["weights"], paths["plot"], write_metrics(cfg.out, {**metrics, **history})]
+    print(f"wrote {', '.join(str(p) for p in written if p)}")
     return metrics
 
 

@@ -91,18 +91,20 @@ def predict_normalized(model: Regressor, x: np.ndarray) -> np.ndarray:
 
 # ---- 5. Save 保存模型 ----
 def save(cfg, model: Regressor, data: dict, history: dict) -> dict:
-    """The state_dict, the normalisation statistics a prediction needs, and the loss curve."""
+    """The state_dict, the normalisation statistics a prediction needs, and (unless --no-figures) the loss curve."""
     stats = data["stats"]
     model_path = save_state(cfg.out / MODEL_FILE, model.state_dict())
     stats_path = write_json(cfg.out / NORMALIZATION_FILE, {
         "method": stats["method"], "shift": stats["shift"].tolist(), "scale": stats["scale"].tolist(),
         "features": data["features"], "target": data["target"],  # the columns, in the order the model takes them
     })
-    w, b = least_squares(data["train_x"], data["train_y"])  # the best any linear model can do, as in numpy's plot
-    plot = plot_curves({"mini-batch SGD (epoch mean)": history["loss"]}, cfg.out / "loss.png",
-                       title="Boston housing, Paddle", ylabel="training MSE (normalised)", logy=True,
-                       hlines={"least-squares optimum": mse(data["train_x"] @ w + b, data["train_y"])})
-    return {"model": model_path, "normalization": stats_path, "plot": plot}
+    paths = {"model": model_path, "normalization": stats_path, "plot": None}
+    if cfg.figures:
+        w, b = least_squares(data["train_x"], data["train_y"])  # the best any linear model can do, as in numpy's
+        paths["plot"] = plot_curves({"mini-batch SGD (epoch mean)": history["loss"]}, cfg.out / "loss.png",
+                                    title="Boston housing, Paddle", ylabel="training MSE (normalised)", logy=True,
+                                    hlines={"least-squares optimum": mse(data["train_x"] @ w + b, data["train_y"])})
+    return paths
 
 
 def load_for_prediction(out_dir: Path) -> tuple[Regressor, dict]:
@@ -156,7 +158,8 @@ def main(argv: list[str] | None = None) -> dict:
     print_evaluation(metrics)
     print(f"held-out {'house' if unit == 'k_dollars' else 'row'} #{house} of the test split: "
           f"predicted {in_target_units(predicted, data)}, actual {in_target_units(actual, data)}")
-    print(f"wrote {paths['model']}, {paths['normalization']}, {paths['plot']}, {write_metrics(cfg.out, metrics)}")
+    written = [paths["model"], paths["normalization"], paths["plot"], write_metrics(cfg.out, metrics)]
+    print(f"wrote {', '.join(str(p) for p in written if p)}")
     return metrics
 
 

@@ -138,9 +138,13 @@ def label(cfg, name: str) -> str:
 
 # ---- 5. Save 保存模型 ----
 def save(cfg, models: dict, histories: dict) -> dict:
-    """Each variant's state_dict (BatchNorm's running mean/variance included), and the curves of all variants."""
+    """Each variant's state_dict (BatchNorm's running mean/variance included), and (unless --no-figures) the curves
+    of all variants."""
     paths = {name: save_state(cfg.out / "models" / f"{name}.pdparams", model.state_dict())
              for name, model in models.items()}
+    paths["loss_plot"] = paths["accuracy_plot"] = None
+    if not cfg.figures:
+        return paths
     paths["loss_plot"] = plot_curves(
         {label(cfg, n): moving_average(h["step_loss"], 10) for n, h in histories.items()}, cfg.out / "loss.png",
         title="MNIST LeNet: training loss (10-step moving average)", xlabel="step", ylabel="cross-entropy", logy=True,
@@ -174,7 +178,7 @@ def finite_or_none(values: list[float]) -> list[float | None]:
 
 def build_parser():
     parser = make_parser(NAME, "BatchNorm and dropout: numpy vs Paddle, then LeNet on MNIST with and without them.",
-                         epochs=EPOCHS, lr=LR, batch_size=BATCH_SIZE,
+                         epochs=EPOCHS, lr=LR, batch_size=BATCH_SIZE, figures=True,
                          data_help="folder with the four MNIST IDX files (default: data/mnist, downloaded if "
                                    "missing, else the offline 5,000-digit subset)")
     parser.add_argument("--high-lr", type=positive_float, default=HIGH_LR,
@@ -234,8 +238,9 @@ def main(argv: list[str] | None = None) -> dict:
     for name in ("plain", "bn", "plain_high_lr", "bn_high_lr", "dropout"):
         print(f"final validation accuracy  {label(cfg, name):<32} {metrics['final_val_accuracy'][name]:.3f}")
     print(f"BN model reloaded from {paths['bn']}: validation accuracy {reloaded:.3f}")
-    print(f"wrote {paths['loss_plot']}, {paths['accuracy_plot']}, {cfg.out / 'models'}/*.pdparams, "
-          f"{write_metrics(cfg.out, metrics)}  ({metrics['total_seconds']:.0f}s)")
+    written = [paths["loss_plot"], paths["accuracy_plot"], f"{cfg.out / 'models'}/*.pdparams",
+               write_metrics(cfg.out, metrics)]
+    print(f"wrote {', '.join(str(p) for p in written if p)}  ({metrics['total_seconds']:.0f}s)")
     return metrics
 
 
