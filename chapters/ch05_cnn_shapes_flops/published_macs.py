@@ -25,10 +25,15 @@ from common.inspector import inspect_model
 TOLERANCE = 0.01
 
 
-def inspect_published(name: str):
-    """The classic model `name` inspected at its default input (batch 1), where its figures were published."""
-    model = build_model_spec(name, {n: build for n, (build, _) in MODELS.items()})
-    return inspect_model(model, default_input(name), name=name)
+def build_published(name: str) -> paddle.nn.Layer:
+    """The classic model `name` (a key of PUBLISHED_GMACS), freshly initialised."""
+    return build_model_spec(name, {n: build for n, (build, _) in MODELS.items()})
+
+
+def inspect_published(name: str, model: paddle.nn.Layer | None = None):
+    """The classic model `name` (built now unless given) inspected at its default input (batch 1), where its
+    figures were published."""
+    return inspect_model(model if model is not None else build_published(name), default_input(name), name=name)
 
 
 def compare(name: str, report=None) -> dict:
