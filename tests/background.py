@@ -21,6 +21,13 @@ thread, its `lane` (lanes run side by side), at a lower priority than the tests.
 test run alone, under another runner, or without root: see below) runs when a test first asks for it; a job's
 exception is raised in every test that asks for it.
 
+The lanes, chosen by measuring the whole suite on two cores: `grade` (the grader on small fake courses: many short
+processes), `paddle` (the work whose processes import Paddle, in collection order, which puts the long ones first:
+the assignment cycle on the real chapter 1, the scaffold's template tests, then the notebooks in their shared kernel)
+and `launch` (the two-rank `paddle.distributed.launch`). Each lane ends about when the main thread's tests do. A
+fourth lane measured slower (what runs at once takes CPU time from the tests in the main thread), and so did the
+Paddle jobs at the end of the `grade` lane (it ended seconds after the rest, with one core idle).
+
 A job runs outside any test, so it gets no fixtures; it sees os.environ as the test running meanwhile has
 monkeypatched it, so it passes an explicit `env` to what it starts; it prints nothing (that would land in the output
 of the test running meanwhile: capture what its processes print, give the grader --quiet; print() in a job raises);

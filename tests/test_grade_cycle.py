@@ -33,7 +33,7 @@ def run(*args: str, cwd: Path, env=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
-jobs = Jobs(lane="grade")  # the cycle runs in the background while the other tests run (tests/background.py)
+jobs = Jobs(lane="paddle")  # its processes import Paddle; it runs while the other tests do (tests/background.py)
 
 
 @jobs.job("test_the_student_copys_own_pytest_fails_on_the_todos_even_with_the_reference_importable",

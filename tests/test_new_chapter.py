@@ -148,7 +148,7 @@ def test_template_tests_record_what_the_source_model_measures(scaffolded):
 
 # The copies' template tests run in a child process (pytest in pytest, and Paddle training), as a background job
 # while the other tests run (tests/background.py): once as made, once with the copy's model changed.
-jobs = Jobs(lane="grade")
+jobs = Jobs(lane="paddle")  # its process imports Paddle (tests/background.py)
 TEMPLATE_RUNS = r"""
 import shutil, sys
 from pathlib import Path

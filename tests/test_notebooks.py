@@ -34,7 +34,7 @@ FAILING = ["x = 1", "def f():\n    return 1 / 0\n\nf()", "print('never reached')
 
 # ---- the jobs: the notebooks, one after another in one kernel (tests/background.py) ----
 
-jobs = Jobs(lane="notebooks")
+jobs = Jobs(lane="paddle")  # after the other jobs whose processes import Paddle (tests/background.py)
 
 
 def _files(folder: Path) -> set[str]:
