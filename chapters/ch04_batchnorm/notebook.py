@@ -49,7 +49,7 @@ if ROOT is None:
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-# %% tags=["parameters"] test_parameters={"EPOCHS": 1, "TRAIN_SIZE": 256, "OFFLINE": true}
+# %% tags=["parameters"] test_parameters={"EPOCHS": 1, "TRAIN_SIZE": 128, "OFFLINE": true}
 EPOCHS = 3
 TRAIN_SIZE = 4000  # training images used (all of the offline subset's training split)
 LR = 0.05  # plain SGD: the plain LeNet trains well here
