@@ -207,10 +207,10 @@ def save(cfg, model: LinearRegression, data: dict, history: dict, optimal_train_
     stats = data["stats"]
     with atomic_path(weights) as tmp, open(tmp, "wb") as f:  # a file object: np.savez would add .npz to a name
         np.savez(f, w=model.w, b=model.b, shift=stats["shift"], scale=stats["scale"], method=stats["method"])
-    # One unit on the x axis: an epoch, one pass over the training data. Full-batch GD takes one step per pass,
-    # mini-batch SGD one step per batch, so the plot compares them at the same amount of computation.
     if not cfg.figures:
         return {"weights": weights, "plot": None}
+    # One unit on the x axis: an epoch, one pass over the training data. Full-batch GD takes one step per pass,
+    # mini-batch SGD one step per batch, so the plot compares them at the same amount of computation.
     steps_per_epoch = math.ceil(len(data["train_x"]) / cfg.batch_size)
     plot = plot_curves(
         {"full-batch GD (1 step per epoch)": history["full_batch_loss"],
