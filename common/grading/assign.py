@@ -328,10 +328,17 @@ def _prompt_region(tree, lines, mark: _Mark, filename: str) -> Region:
 def _statement_spanning(tree, line: int):
     """The innermost statement whose lines include `line` strictly inside (not a block that merely contains it)."""
     best = None
-    for node in ast.walk(tree):
-        if isinstance(node, ast.stmt) and node.lineno < line < node.end_lineno and not _has_body(node):
+    for node in _simple_statements(tree):
+        if node.lineno < line < node.end_lineno:
             best = node
     return best
+
+
+@functools.lru_cache(maxsize=256)
+def _simple_statements(tree: ast.Module) -> tuple[ast.stmt, ...]:
+    """The statements without a block of their own (assignments, calls, returns ...) in ast.walk's order: listed
+    once per file, not once per marker."""
+    return tuple(n for n in ast.walk(tree) if isinstance(n, ast.stmt) and not _has_body(n))
 
 
 def _has_body(node: ast.stmt) -> bool:
@@ -340,7 +347,7 @@ def _has_body(node: ast.stmt) -> bool:
 
 
 def _statement_region(tree, lines, line: int, filename: str) -> Region:
-    candidates = [n for n in ast.walk(tree) if isinstance(n, ast.stmt) and not _has_body(n) and n.end_lineno == line]
+    candidates = [n for n in _simple_statements(tree) if n.end_lineno == line]
     if not candidates:
         raise MarkerError(f"{filename}:{line}: {SINGLE} must end a simple statement (an assignment, a return, ...)")
     node = min(candidates, key=lambda n: n.lineno)
