@@ -7,10 +7,10 @@ a temporary folder, with the small sizes its own parameters cell gives in its `t
 
 A kernel and `import paddle` take about 2 s, more than most notebooks need at their test size, so the notebooks run
 one after another in one kernel that is put back to a fresh state before each (common.grading.notebooks.Kernel says
-what is reset; COURSE_FRESH_KERNELS=1 gives each notebook a new kernel instead). They do not wait their turn: when
-collection ends, the chosen notebooks start in a background lane of their own (tests/background.py) while the rest
-of the suite runs on the other core; each test here waits for its own notebook. (Run alone, a test runs its
-notebook itself.)
+what is reset; COURSE_FRESH_KERNELS=1 gives each notebook a new kernel instead). They do not wait their turn: the
+chosen notebooks are queued when collection ends, in the background lane of the jobs whose processes import Paddle
+(tests/background.py), while the rest of the suite runs; each test here waits for its own notebook. (Run alone, a
+test runs its notebook itself.)
 """
 from __future__ import annotations
 
