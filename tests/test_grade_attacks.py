@@ -9,6 +9,7 @@ as much, unless the harness was modified, which fails every test), and leave the
 and the instructor's folders byte-identical. These run as root here (as Gradescope's autograder does), so the
 fresh uid and the mount namespace are what is tested; without root the module checks what holds there.
 """
+import ast
 import functools
 import hashlib
 import json
@@ -101,12 +102,16 @@ def digest(folder: Path) -> str:
 class Course:
     """An instructor's checkout, a student starter, a folder the attacks may write their traces to."""
 
-    def __init__(self, base: Path, chapters: list[str], hidden=True):
+    def __init__(self, base: Path, chapters: list[str], hidden=True, conftest: str | None = None):
+        """conftest: the text of the tests' conftest.py (in the instructor's tests and the student copy), if any."""
         self.base = base
         self.instructor = make_course(base / "instructor", chapters, REFERENCE, hidden=hidden)
         self.starter = make_course(base / "starter", chapters, STARTER)
         for test in (self.starter / "tests").glob("*.py"):  # the student copy has no hidden tests
             test.write_text(test.read_text().split("@pytest.mark.points(1)\n@pytest.mark.visibility")[0])
+        if conftest is not None:
+            for tests in (self.instructor / "tests", self.starter / "tests"):
+                write(tests / "conftest.py", conftest)
         self.traces = base / "traces"
         self.traces.mkdir()
         os.chmod(self.traces, 0o777)  # the submission's uid may leave traces here
@@ -429,6 +434,35 @@ def test_modifying_the_harness_fails_every_test(tamper_course, attack):
     assert result["score"] == 0  # the honest starter earns 1: the free point is lost too
     assert all(grade.HARNESS_MESSAGE in t["output"] or t["visibility"] == "hidden" for t in result["tests"])
     assert tamper_course.digests() == tamper_course.before
+
+
+# numpy's comparison helpers are watched too, when the tests' conftest has loaded numpy (as the course's loads numpy
+# and Paddle): a submission that makes numpy.allclose always true fails every test like the attacks above.
+NUMPY_TAMPER = "import numpy\nnumpy.allclose = lambda *args, **kwargs: True\n"
+
+
+@jobs.job("test_patching_numpys_comparisons_fails_every_test")
+def graded_numpy_tamper(folder: Path):
+    course = Course(open_folder(folder), ["ch01_toy"], hidden=False, conftest="import numpy\n")
+    sub = course.submission("numpy", {"chapters/ch01_toy/__init__.py": NUMPY_TAMPER,
+                                      "chapters/ch01_toy/model.py": STARTER})
+    return course, course.grade(sub)[0]
+
+
+def test_patching_numpys_comparisons_fails_every_test():
+    course, result = jobs.result(graded_numpy_tamper)
+    assert result["score"] == 0  # the untouched starter earns 1 (test_width)
+    assert result["tests"] and all(grade.HARNESS_MESSAGE in t["output"] for t in result["tests"])
+    assert "numpy:allclose" in result["output"]
+    assert course.digests() == course.before
+
+
+def test_the_course_conftest_loads_numpy_and_paddle_before_any_test_module():
+    # The harness watches a library's comparison helpers only if it is loaded when the session starts: the course's
+    # tests/conftest.py must import numpy and Paddle at its top, not inside a fixture.
+    tree = ast.parse((REPO / "tests" / "conftest.py").read_text(encoding="utf-8"))
+    top_level = {alias.name for node in tree.body if isinstance(node, ast.Import) for alias in node.names}
+    assert {"numpy", "paddle"} <= top_level
 
 
 # ---- time ----

@@ -65,10 +65,11 @@ Defended (each with an attack in tests/test_grade_attacks.py, unless noted):
   test; `os._exit()` or a crash ends the child, the test in progress scores 0 and the rest run in a fresh child.
 - Tampering inside the test process is made hard, not impossible: the plugin (common/grading/_pytest_points.py)
   checks after each module import and each test that pytest's and pluggy's run/report machinery, the plugin's own
-  functions, the builtins assertions use and numpy's / Paddle's comparison helpers (untested) are the objects
-  captured at start-up; if not, that test and every later one fail with "the submission modified the test
-  harness"; the plugin's module is also removed from sys.modules before any test module is imported. The grader
-  itself counts a test only if it was reported started and ended exactly once, in order, with the run's nonce.
+  functions, the builtins assertions use and numpy's / Paddle's comparison helpers (when the tests' conftest loads
+  them, as the course's does; numpy's tested, Paddle's the same code) are the objects captured at start-up; if
+  not, that test and every later one fail with "the submission modified the test harness"; the plugin's module is
+  also removed from sys.modules before any test module is imported. The grader itself counts a test only if it was
+  reported started and ended exactly once, in order, with the run's nonce.
 - Symbolic links that leave the submission are refused; links inside it are not copied; pipes, sockets and
   devices are refused (copying a pipe would block the grader).
 
